@@ -1,0 +1,55 @@
+"""The ``splitbrain`` command line: one subcommand per job, argparse, no traceback on misuse."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Misuse prints one line and exits with status 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """An argument that parsed but makes no sense; reported like a parse error."""
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="splitbrain",
+        description="Split-Brain Autoencoders: self-supervised learning by cross-channel "
+        "prediction (Zhang, Isola & Efros, CVPR 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"splitbrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    from .commands import register_all
+
+    register_all(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args) or 0
+    except UsageError as error:
+        parser_for = getattr(args, "parser", parser)
+        parser_for.error(str(error))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

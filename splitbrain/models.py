@@ -1,0 +1,322 @@
+"""AlexNet towers and the split-brain network, as plain ``torch.nn`` modules.
+
+Every variant of the paper is a ``SplitBrain``: one or more cross-channel encoders (an AlexNet
+tower plus 1x1 prediction heads), each reading some channels of a ``Split``'s channel space and
+predicting others. The split-brain model proper has two half-width encoders; the single-network
+variants have one full-width encoder. ``features`` concatenates the encoders' activations
+layer by layer, which is the split-brain representation F^l(X) = [F1^l(X1), F2^l(X2)].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .quantize import GridQuantizer, build_quantizer
+from .splits import Half, Split, Target
+
+# Layer -> (kernel, stride, padding[, dilation]) for convs, (kernel, stride, padding) for pools.
+Geometry = dict[str, tuple[int, ...]]
+
+PRESETS: dict[str, Geometry] = {
+    # SPEC section 4: 180 input -> 12x12 prediction grid.
+    "paper": {
+        "conv1": (11, 4, 5),
+        "pool1": (3, 2, 1),
+        "conv2": (5, 1, 2),
+        "pool2": (3, 2, 1),
+        "conv3": (3, 1, 1),
+        "conv4": (3, 1, 1),
+        "conv5": (3, 1, 1),
+        "pool5": (3, 1, 1),
+        "fc6": (6, 1, 5, 2),
+        "fc7": (1, 1, 0),
+    },
+    # Standard Caffe AlexNet for probing and fine-tuning: 227 input -> fc6/fc7 at 1x1.
+    "transfer": {
+        "conv1": (11, 4, 0),
+        "pool1": (3, 2, 0),
+        "conv2": (5, 1, 2),
+        "pool2": (3, 2, 0),
+        "conv3": (3, 1, 1),
+        "conv4": (3, 1, 1),
+        "conv5": (3, 1, 1),
+        "pool5": (3, 2, 0),
+        "fc6": (6, 1, 0),
+        "fc7": (1, 1, 0),
+    },
+    # 32-96 px images (CIFAR-10, STL-10): side s -> s/4 grid. conv1 3x3 stride 1 keeps the
+    # few input pixels, pools 1 and 2 halve the side like the paper's, conv2 is 3x3 (a 5x5 at
+    # this resolution costs 3x the FLOPs for a receptive field the small images do not need),
+    # fc6 is a dilated 3x3 (the paper's dilated 6x6 scaled down) and fc6/fc7 have 1024 channels.
+    "small": {
+        "conv1": (3, 1, 1),
+        "pool1": (3, 2, 1),
+        "conv2": (3, 1, 1),
+        "pool2": (3, 2, 1),
+        "conv3": (3, 1, 1),
+        "conv4": (3, 1, 1),
+        "conv5": (3, 1, 1),
+        "pool5": (3, 1, 1),
+        "fc6": (3, 1, 2, 2),
+        "fc7": (1, 1, 0),
+    },
+}
+PRESET_INPUT = {"paper": 180, "transfer": 227, "small": 32}
+CONV_CHANNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
+FC_CHANNELS = {"paper": 4096, "transfer": 4096, "small": 1024}
+CONV_LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")
+FC_LAYERS = ("fc6", "fc7")
+
+
+def _conv_block(cin: int, cout: int, geometry: tuple[int, ...], bn_affine: bool) -> nn.Sequential:
+    k, s, p, *dil = geometry
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, s, p, dilation=dil[0] if dil else 1, bias=False),
+        nn.BatchNorm2d(cout, affine=bn_affine),
+        nn.ReLU(inplace=True),
+    )
+
+
+class AlexNet(nn.Module):
+    """A fully convolutional AlexNet tower: conv -> BN -> ReLU at every conv, no LRN.
+
+    ``width`` multiplies every channel count (0.5 for a split-brain half). ``include_fc`` False
+    stops at pool5 (for towers whose fc layers are per-target branches).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: float = 1.0,
+        preset: str = "paper",
+        include_fc: bool = True,
+        bn_affine: bool = False,
+        fc_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        geometry = PRESETS[preset]
+        self.layers = nn.ModuleDict()
+        channels = in_channels
+        for name in CONV_LAYERS:
+            if name.startswith("pool"):
+                self.layers[name] = nn.MaxPool2d(*geometry[name])
+                continue
+            out = round(CONV_CHANNELS[name] * width)
+            self.layers[name] = _conv_block(channels, out, geometry[name], bn_affine)
+            channels = out
+        self.conv_channels = channels
+        if include_fc:
+            fc = round((fc_channels or FC_CHANNELS[preset]) * width)
+            self.layers["fc6"] = _conv_block(channels, fc, geometry["fc6"], bn_affine)
+            self.layers["fc7"] = _conv_block(fc, fc, geometry["fc7"], bn_affine)
+            channels = fc
+        self.out_channels = channels
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.layers)
+
+    def forward(self, x: Tensor, layers: list[str] | None = None) -> dict[str, Tensor]:
+        """Activations of ``layers`` (default: the last layer); stops after the last asked."""
+        wanted = set(layers or [self.layer_names[-1]])
+        unknown = wanted - set(self.layers)
+        if unknown:
+            raise ValueError(f"unknown layers {sorted(unknown)}; have {self.layer_names}")
+        out = {}
+        for name, layer in self.layers.items():
+            x = layer(x)
+            if name in wanted:
+                out[name] = x
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
+@dataclass(frozen=True)
+class Task:
+    """One mapping an encoder learns: ``visible`` channels in (the encoder's other inputs
+    are zeroed), the named ``targets`` out. Used by the joint (L,ab)->(ab,L) networks."""
+
+    visible: tuple[int, ...]
+    targets: tuple[str, ...]
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A cross-channel encoder: a half of the split, its width, its tasks."""
+
+    half: Half
+    width: float = 0.5
+    tasks: tuple[Task, ...] = ()
+    input_dropout: float = 0.0
+
+    @property
+    def all_tasks(self) -> tuple[Task, ...]:
+        return self.tasks or (Task(self.half.inputs, tuple(t.name for t in self.half.targets)),)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: stored in the weights file's metadata."""
+
+    variant: str
+    split: Split
+    encoders: tuple[EncoderSpec, ...]
+    preset: str = "paper"
+    bn_affine: bool = False
+    fc_channels: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["split"] = self.split.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        encoders = tuple(
+            EncoderSpec(
+                Half.from_dict(e["half"]),
+                e["width"],
+                tuple(
+                    Task(tuple(t["visible"]), tuple(t["targets"]), t["weight"]) for t in e["tasks"]
+                ),
+                e["input_dropout"],
+            )
+            for e in data["encoders"]
+        )
+        return cls(
+            variant=data["variant"],
+            split=Split.from_dict(data["split"]),
+            encoders=encoders,
+            preset=data["preset"],
+            bn_affine=data["bn_affine"],
+            fc_channels=data["fc_channels"],
+            extra=data.get("extra", {}),
+        )
+
+
+def _quantizer_key(spec: str) -> str:
+    """Module names may not contain dots (``uniform:0.0:1.0:32``)."""
+    return spec.replace(".", "_")
+
+
+def _target_channels(target: Target, quantizers: nn.ModuleDict) -> int:
+    if target.loss == "reg":
+        return len(target.channels)
+    return quantizers[_quantizer_key(target.quantizer)].num_bins
+
+
+class CrossChannelEncoder(nn.Module):
+    """An AlexNet tower that reads some channels and predicts others through 1x1 heads."""
+
+    def __init__(self, spec: EncoderSpec, config: ModelConfig, quantizers: dict) -> None:
+        super().__init__()
+        self.spec = spec
+        half = spec.half
+        shared_fc = half.branch_width is None
+        self.tower = AlexNet(
+            len(half.inputs),
+            spec.width,
+            config.preset,
+            shared_fc,
+            config.bn_affine,
+            config.fc_channels,
+        )
+        self.branches = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        geometry = PRESETS[config.preset]
+        for target in half.targets:
+            channels = self.tower.out_channels
+            if not shared_fc:
+                width = half.branch_width
+                self.branches[target.name] = nn.Sequential(
+                    _conv_block(channels, width, geometry["fc6"], config.bn_affine),
+                    _conv_block(width, width, geometry["fc7"], config.bn_affine),
+                )
+                channels = width
+            self.heads[target.name] = nn.Conv2d(
+                channels, _target_channels(target, quantizers), kernel_size=1
+            )
+
+    def forward(self, x: Tensor, targets: tuple[str, ...] | None = None) -> dict[str, Tensor]:
+        """Normalised input channels (N,len(inputs),H,W) -> predictions per target name."""
+        trunk = self.tower(x)[self.tower.layer_names[-1]]
+        names = targets or tuple(self.heads)
+        out = {}
+        for name in names:
+            h = self.branches[name](trunk) if name in self.branches else trunk
+            out[name] = self.heads[name](h)
+        return out
+
+
+class SplitBrain(nn.Module):
+    """The whole model of any variant: cross-channel encoders over one channel space.
+
+    ``features(raw, layers)`` is the representation; ``predict`` gives each task's predictions.
+    Raw input for the ``lab`` split is RGB in [0, 1], (N,3,H,W).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.split = config.split
+        specs = {t.quantizer for e in config.encoders for t in e.half.targets if t.quantizer}
+        self.quantizers = nn.ModuleDict(
+            {_quantizer_key(q): build_quantizer(q) for q in sorted(specs)}
+        )
+        self.encoders = nn.ModuleList(
+            CrossChannelEncoder(e, config, self.quantizers) for e in config.encoders
+        )
+
+    def quantizer(self, spec: str) -> GridQuantizer:
+        """The quantizer a classification target names."""
+        return self.quantizers[_quantizer_key(spec)]
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Layers every encoder has, in network order (fc layers only when shared)."""
+        names = [set(e.tower.layer_names) for e in self.encoders]
+        return [n for n in self.encoders[0].tower.layer_names if all(n in s for s in names)]
+
+    def channels(self, raw: Tensor) -> Tensor:
+        """Raw input -> the split's channel space (e.g. RGB -> Lab)."""
+        return self.split.space.convert(raw.float())
+
+    def encoder_input(self, encoder: CrossChannelEncoder, channels: Tensor) -> Tensor:
+        return self.split.space.normalise(channels, encoder.spec.half.inputs)
+
+    @torch.no_grad()
+    def features(self, raw: Tensor, layers: list[str] | str) -> dict[str, Tensor]:
+        """Layer-wise concatenation of every encoder's activations on the full input."""
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        channels = self.channels(raw)
+        parts = [e.tower(self.encoder_input(e, channels), layers) for e in self.encoders]
+        return {name: torch.cat([p[name] for p in parts], 1) for name in layers}
+
+    def forward(self, raw: Tensor) -> list[dict[str, Tensor]]:
+        """Each encoder's predictions from all of its inputs (for inference and display)."""
+        channels = self.channels(raw)
+        return [e(self.encoder_input(e, channels)) for e in self.encoders]
+
+    def output_size(self, input_size: int) -> int:
+        """Side of the prediction grid for a square input of ``input_size``."""
+        encoder = self.encoders[0]
+        device = next(encoder.parameters()).device
+        probe = torch.zeros(1, len(encoder.spec.half.inputs), input_size, input_size, device=device)
+        was_training = encoder.training
+        encoder.eval()
+        with torch.no_grad():
+            side = next(iter(encoder(probe).values())).shape[-1]
+        encoder.train(was_training)
+        return side
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

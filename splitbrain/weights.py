@@ -1,0 +1,69 @@
+"""Weights files: safetensors with the model's full configuration in the metadata.
+
+A weights file rebuilds its model from the file alone (no pickle, so a stranger's file cannot
+execute code), and is written atomically so a crash never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .models import ModelConfig, SplitBrain
+
+FORMAT = "splitbrain/1"
+
+
+class WeightsFileError(ValueError):
+    """A file that is not a readable splitbrain weights file."""
+
+
+def save(model: SplitBrain, path: str | os.PathLike) -> Path:
+    """Write the model's weights and configuration to ``path`` (safetensors), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """The model configuration stored in a weights file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsFileError(f"{path}: not a safetensors weights file ({error})") from None
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise WeightsFileError(f"{path}: a safetensors file without splitbrain metadata")
+    try:
+        return ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsFileError(f"{path}: unreadable model configuration ({error})") from None
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> SplitBrain:
+    """Rebuild a model from a weights file written by ``save``."""
+    model = SplitBrain(read_config(path))
+    with safe_open(str(path), framework="pt", device=device) as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise WeightsFileError(
+            f"{path}: weights do not match the stored configuration: {str(error).splitlines()[0]}"
+        ) from None
+    return model.to(device)
