@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .data import DatasetError
+from .weights import WeightsFileError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -45,11 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         parser_for = getattr(args, "parser", parser)
         parser_for.error(str(error))
+    except (DatasetError, WeightsFileError, ValueError, FileNotFoundError) as error:
+        # Bad input, not a bug: one line naming the file and the problem.
+        print(f"splitbrain: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

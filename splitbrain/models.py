@@ -207,6 +207,11 @@ def _quantizer_key(spec: str) -> str:
     return spec.replace(".", "_")
 
 
+def _build_quantizers(config: ModelConfig) -> nn.ModuleDict:
+    specs = {t.quantizer for e in config.encoders for t in e.half.targets if t.quantizer}
+    return nn.ModuleDict({_quantizer_key(q): build_quantizer(q) for q in sorted(specs)})
+
+
 def _target_channels(target: Target, quantizers: nn.ModuleDict) -> int:
     if target.loss == "reg":
         return len(target.channels)
@@ -267,10 +272,7 @@ class SplitBrain(nn.Module):
         super().__init__()
         self.config = config
         self.split = config.split
-        specs = {t.quantizer for e in config.encoders for t in e.half.targets if t.quantizer}
-        self.quantizers = nn.ModuleDict(
-            {_quantizer_key(q): build_quantizer(q) for q in sorted(specs)}
-        )
+        self.quantizers = _build_quantizers(config)
         self.encoders = nn.ModuleList(
             CrossChannelEncoder(e, config, self.quantizers) for e in config.encoders
         )
@@ -286,8 +288,10 @@ class SplitBrain(nn.Module):
         return [n for n in self.encoders[0].tower.layer_names if all(n in s for s in names)]
 
     def channels(self, raw: Tensor) -> Tensor:
-        """Raw input -> the split's channel space (e.g. RGB -> Lab)."""
-        return self.split.space.convert(raw.float())
+        """Raw input -> the split's channel space (e.g. RGB -> Lab), always in float32: colour
+        conversion in bf16 under mixed precision would cost about one L unit."""
+        with torch.autocast(raw.device.type, enabled=False):
+            return self.split.space.convert(raw.float())
 
     def encoder_input(self, encoder: CrossChannelEncoder, channels: Tensor) -> Tensor:
         return self.split.space.normalise(channels, encoder.spec.half.inputs)
@@ -307,16 +311,31 @@ class SplitBrain(nn.Module):
 
     def output_size(self, input_size: int) -> int:
         """Side of the prediction grid for a square input of ``input_size``."""
-        encoder = self.encoders[0]
-        device = next(encoder.parameters()).device
-        probe = torch.zeros(1, len(encoder.spec.half.inputs), input_size, input_size, device=device)
-        was_training = encoder.training
-        encoder.eval()
-        with torch.no_grad():
-            side = next(iter(encoder(probe).values())).shape[-1]
-        encoder.train(was_training)
+        side = input_size
+        for name in (*CONV_LAYERS, *FC_LAYERS):
+            kernel, stride, padding, *dilation = PRESETS[self.config.preset][name]
+            reach = (dilation[0] if dilation else 1) * (kernel - 1)
+            side = (side + 2 * padding - reach - 1) // stride + 1
         return side
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def training_flops_per_image(config: ModelConfig, side: int) -> int:
+    """FLOPs of one training forward and backward pass of the encoders for one square image,
+    counted on the meta device (no memory, no real weights touched)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    quantizers = _build_quantizers(config)
+    with torch.device("meta"):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            for spec in config.encoders:
+                encoder = CrossChannelEncoder(spec, config, quantizers)
+                x = torch.zeros(1, len(encoder.spec.half.inputs), side, side)
+                for task in encoder.spec.all_tasks:
+                    outputs = encoder(x, task.targets)
+                    sum(o.sum() for o in outputs.values()).backward()
+    return counter.get_total_flops()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import info
+from . import info, pretrain
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
-    for module in (info,):
+    for module in (pretrain, info):
         parser = module.register(sub)
         parser.set_defaults(run=module.run, parser=parser)

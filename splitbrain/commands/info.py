@@ -17,8 +17,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     model = load(args.weights)
     config = model.config
-    print(f"{args.weights}: variant {config.variant}, split {config.split.name}, "
-          f"preset {config.preset}, {count_parameters(model):,} parameters")
+    print(
+        f"{args.weights}: variant {config.variant}, split {config.split.name}, "
+        f"preset {config.preset}, {count_parameters(model):,} parameters"
+    )
     for encoder in model.encoders:
         spec = encoder.spec
         targets = ", ".join(f"{t.name} ({t.loss})" for t in spec.half.targets)

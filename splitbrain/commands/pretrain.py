@@ -1,0 +1,172 @@
+"""``splitbrain pretrain``: pre-train any variant on unlabeled images, CPU to GPU cluster."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import UsageError
+from ..models import PRESETS
+from ..splits import BUILTIN as SPLITS
+from ..variants import VARIANTS
+
+# With no --data, the offline demo: crops of the photographs inside the scikit-image wheel.
+DEMO = {
+    "data": "skimage:",
+    "preset": "small",
+    "crop": 64,
+    "width": 0.5,
+    "steps": 500,
+    "batch_size": 32,
+}
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train a split-brain (or baseline) network on unlabeled images",
+        description="Pre-train a variant of the paper on unlabeled images. With no --data, "
+        "runs the offline demo: the photographs bundled with scikit-image, cut into random "
+        f"crops ({DEMO['steps']} steps of {DEMO['batch_size']} at {DEMO['crop']} px, preset "
+        f"small, width {DEMO['width']}). Re-running the same command on the same --out resumes it.",
+    )
+    p.add_argument(
+        "--data",
+        help="FORMAT:PATH: folder:, cifar10:, cifar100:, stl10:, npz:, "
+        "skimage:[N] (FORMAT may be left out where the path tells it)",
+    )
+    p.add_argument(
+        "--variant",
+        default="splitbrain",
+        choices=list(VARIANTS),
+        help="what to train (default: splitbrain, the (cl,cl) split-brain network)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="network geometry: paper (180 px), transfer (227 px), small (32-96 px)",
+    )
+    p.add_argument("--split", default="lab", choices=list(SPLITS), help="channel split")
+    p.add_argument(
+        "--width",
+        type=_positive(float),
+        help="channel-count multiplier of every layer (default 1: the paper's)",
+    )
+    p.add_argument(
+        "--init",
+        default="gaussian",
+        choices=["gaussian", "kraehenbuehl"],
+        help="weight initialisation (kraehenbuehl: data-dependent)",
+    )
+    p.add_argument("--out", default="runs/splitbrain", help="run directory")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive(float), help="passes over the data")
+    length.add_argument("--steps", type=_positive(int), help="optimiser steps")
+    p.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        help="global batch size, whatever the device count (default 80)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive(float),
+        help="base learning rate (default 3e-5 for paper/transfer, 1e-3 for small)",
+    )
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--crop", type=_positive(int), help="training crop side (preset's input)")
+    p.add_argument("--resize", type=_positive(int), help="shorter side before cropping")
+    p.add_argument(
+        "--soft-targets",
+        action="store_true",
+        help="ECCV16 soft encoding (5 nearest bins) instead of 1-hot targets",
+    )
+    p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
+    p.add_argument("--devices", default="auto", help="devices per node (a number or auto)")
+    p.add_argument("--nodes", type=_positive(int), default=1, help="number of nodes")
+    p.add_argument("--precision", help="Lightning precision (default bf16-mixed on GPU, 32 on CPU)")
+    p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm across devices")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes per device")
+    p.add_argument("--checkpoint-every", type=_positive(int), default=500, help="steps")
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="stop before training if more of the data than this is unreadable",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download cifar10/cifar100/stl10 from the official address",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="require a checkpoint in --out to continue from (it is used anyway when present)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..training import TrainConfig
+
+    demo = args.data is None
+    defaults = DEMO if demo else {}
+    devices = args.devices if args.devices == "auto" else int(args.devices)
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if not 0 <= args.max_bad_fraction <= 1:
+        raise UsageError("--max-bad-fraction must be between 0 and 1")
+    steps = args.steps or (None if args.epochs else defaults.get("steps"))
+    return TrainConfig(
+        data=args.data or DEMO["data"],
+        out=args.out,
+        variant=args.variant,
+        preset=args.preset or defaults.get("preset", "paper"),
+        split=args.split,
+        width=args.width or defaults.get("width", 1.0),
+        init=args.init,
+        epochs=args.epochs,
+        steps=steps,
+        batch_size=args.batch_size or defaults.get("batch_size", 80),
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        soft_targets=args.soft_targets,
+        crop=args.crop or defaults.get("crop"),
+        resize=args.resize,
+        accelerator=args.accelerator,
+        devices=devices,
+        nodes=args.nodes,
+        precision=args.precision,
+        sync_batchnorm=args.sync_batchnorm,
+        workers=args.workers,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        max_bad_fraction=args.max_bad_fraction,
+        download=args.download,
+        progress=not args.no_progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import pretrain
+
+    if args.devices != "auto" and not args.devices.isdigit():
+        raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")
+    config = config_from_args(args)
+    if args.resume and not (Path(config.out) / "checkpoints" / "last.ckpt").exists():
+        raise UsageError(f"--resume: no checkpoint in {config.out}/checkpoints to resume from")
+    pretrain(config)
+    return 0

@@ -1,0 +1,33 @@
+"""Image data sources for training and evaluation: folders, CIFAR, STL-10, npz, built-in photos.
+
+    from splitbrain.data import open_source, scan_source, ImageDataset, TrainTransform
+    src = open_source("folder:/path/to/photos", split="train")
+    report = scan_source(src, min_side=crop // 2)        # fails fast when >1% are unusable
+    ds = ImageDataset(src, TrainTransform(resize=256, crop=224), log=report)
+    loader = DataLoader(ds, batch_size=64, collate_fn=ImageDataset.collate, num_workers=2)
+
+See docs/DATA.md for the formats, the specs and the bad-file policy.
+"""
+
+from .badlog import BadImageLog
+from .base import UNLABELED, ImageSource
+from .dataset import ImageDataset
+from .errors import BadImage, DatasetError
+from .scan import scan_source
+from .sources import FORMATS, detect_format, open_source
+from .transforms import EvalTransform, TrainTransform
+
+__all__ = [
+    "FORMATS",
+    "UNLABELED",
+    "BadImage",
+    "BadImageLog",
+    "DatasetError",
+    "EvalTransform",
+    "ImageDataset",
+    "ImageSource",
+    "TrainTransform",
+    "detect_format",
+    "open_source",
+    "scan_source",
+]

@@ -1,0 +1,128 @@
+"""Decode one image file with Pillow into RGB uint8, converting what can be converted.
+
+Real photo folders hold odd files: palette GIF-style PNGs, RGBA screenshots, CMYK JPEGs from
+print workflows, 16-bit scans, greyscale shots, truncated downloads, zero-byte placeholders and
+text files with an image extension. The first group is converted (and the conversion named, so it
+can be counted); the second raises ``BadImage`` with a short reason so a run can skip the item.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import BadImage
+
+#: Why an item was skipped, in the order a summary lists them.
+SKIP_REASONS = (
+    "truncated",
+    "empty",
+    "not an image",
+    "corrupt",
+    "too small",
+    "too large",
+    "unsupported mode",
+    "unreadable file",
+)
+#: What was converted to RGB, in the order a summary lists them.
+CONVERSIONS = ("palette", "RGBA", "CMYK", "16-bit", "greyscale", "other mode")
+
+_ALPHA = {"PA", "RGBA", "RGBa", "LA", "La"}
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def conversion_for(image: Image.Image, path: str) -> str | None:
+    """The conversion ``image`` needs to become RGB (None when it is RGB); raises BadImage."""
+    mode = image.mode
+    if mode == "RGB":
+        return None
+    if mode in ("P", "PA"):
+        return "palette"
+    if mode in ("RGBA", "RGBa"):
+        return "RGBA"
+    if mode in ("L", "LA", "La", "1"):
+        return "greyscale"
+    if mode in _SIXTEEN_BIT:
+        return "16-bit"
+    if mode == "CMYK":
+        return "CMYK"
+    if mode in ("YCbCr", "LAB", "HSV"):
+        return "other mode"
+    raise BadImage(path, "unsupported mode", mode)
+
+
+def _reason(error: Exception) -> str:
+    """The skip reason for an exception raised while opening or decoding a file."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(error, Image.DecompressionBombError):
+        return "too large"
+    if isinstance(error, OSError) and error.errno is not None:  # the filesystem's, not Pillow's
+        return "unreadable file"
+    return "truncated" if "truncated" in str(error).lower() else "corrupt"
+
+
+def _open(path: str) -> Image.Image:
+    """Open and fully decode ``path``; every way that fails becomes a ``BadImage``."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise BadImage(path, "empty")
+        image = Image.open(path)
+    except BadImage:
+        raise
+    except Exception as error:  # Pillow parses untrusted bytes and can raise almost anything
+        raise BadImage(path, _reason(error), str(error)) from None
+    try:
+        image.load()
+    except Exception as error:
+        image.close()
+        raise BadImage(path, _reason(error), str(error)) from None
+    return image
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Alpha-blend onto white: transparent pixels often hold arbitrary colour (often black)."""
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    rgb = rgba[..., :3].astype(np.uint16)
+    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def to_rgb(image: Image.Image, path: str) -> tuple[np.ndarray, str | None]:
+    """An (H, W, 3) uint8 RGB array of ``image`` and the conversion it needed (None if RGB)."""
+    note = conversion_for(image, path)
+    if note is None:
+        return np.array(image), None
+    if note == "16-bit":
+        # 16-bit greyscale (scans, PNG); "I" is Pillow's 32-bit mode that 16-bit files may use.
+        grey = np.clip(np.array(image, dtype=np.int64), 0, 65535)
+        grey = ((grey + 128) // 257).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), note
+    if image.mode in _ALPHA or "transparency" in image.info:
+        return _composite_on_white(np.array(image.convert("RGBA"))), note
+    return np.array(image.convert("RGB")), note
+
+
+def decode_file(path: str) -> tuple[np.ndarray, str | None]:
+    """Read ``path`` as (H, W, 3) uint8 RGB, upright per its EXIF orientation; raises BadImage."""
+    with _open(path) as image:
+        try:
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(image, path)
+        except BadImage:
+            raise
+        except Exception as error:  # a malformed EXIF block or a mode Pillow cannot convert
+            raise BadImage(path, "corrupt", str(error)) from None
+
+
+def probe_file(path: str) -> tuple[str | None, tuple[int, int]]:
+    """Decode ``path`` without converting it: (the conversion it would need, (height, width)).
+
+    Cheaper than ``decode_file`` for scanning a whole dataset up front; raises BadImage.
+    """
+    with _open(path) as image:
+        width, height = image.size
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap the axes
+            width, height = height, width
+        return conversion_for(image, path), (height, width)

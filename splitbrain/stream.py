@@ -1,0 +1,93 @@
+"""A deterministic, resumable stream of training samples.
+
+Which image a step sees, and how it is cropped and mirrored, is a pure function of the seed
+and the step: the stream is a concatenation of per-epoch permutations, and every sample carries
+its own augmentation seed. A run resumed at step s therefore continues with exactly the samples
+an uninterrupted run would have seen, whatever the number of loader workers, and data parallel
+ranks split each global batch between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
+
+
+def sample_seed(seed: int, position: int) -> int:
+    """Augmentation seed of the sample at ``position`` of the stream."""
+    return (seed * _MIX + position * 0xBF58476D1CE4E5B9) % (2**63)
+
+
+class StepSampler(Sampler[tuple[int, int]]):
+    """Yields (dataset index, augmentation seed) for this rank, steps ``start``..``total``-1.
+
+    Its length is that of the whole run, not of what remains, because the trainer counts the
+    batches of a resumed run from where it stopped.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        global_batch: int,
+        total_steps: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ) -> None:
+        if global_batch % world_size:
+            raise ValueError(f"batch size {global_batch} is not divisible by {world_size} devices")
+        if num_items < 1:
+            raise ValueError("the dataset is empty")
+        self.num_items = num_items
+        self.global_batch = global_batch
+        self.local_batch = global_batch // world_size
+        self.total_steps = total_steps
+        self.seed = seed
+        self.rank = rank
+        self.start_step = start_step
+        self._epoch = -1
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = torch.randperm(self.num_items, generator=generator)
+            self._epoch = epoch
+        return self._order
+
+    def epoch_of(self, step: int) -> float:
+        """How many passes over the data have been made at ``step``."""
+        return step * self.global_batch / self.num_items
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for step in range(self.start_step, self.total_steps):
+            first = step * self.global_batch + self.rank * self.local_batch
+            for position in range(first, first + self.local_batch):
+                epoch, offset = divmod(position, self.num_items)
+                index = int(self._permutation(epoch)[offset])
+                yield index, sample_seed(self.seed, position)
+
+    def __len__(self) -> int:
+        return self.total_steps * self.local_batch
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so that item (index, seed) is drawn with torch's RNG seeded by seed,
+    without disturbing the caller's RNG."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+    def __len__(self) -> int:
+        return len(self.dataset)

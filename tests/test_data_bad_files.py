@@ -1,0 +1,179 @@
+"""Bad and odd image files: what is converted (and how exactly), what is skipped and counted."""
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from splitbrain.data import (
+    BadImage,
+    DatasetError,
+    EvalTransform,
+    ImageDataset,
+    open_source,
+    scan_source,
+)
+from splitbrain.data import scan as scan_module
+from splitbrain.data.decode import decode_file, probe_file
+
+
+def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _encoded(array: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def _palette_image() -> tuple[Image.Image, np.ndarray]:
+    colours = np.array([[255, 0, 0], [0, 128, 255], [10, 20, 30], [200, 200, 0]], dtype=np.uint8)
+    index = np.random.default_rng(1).integers(0, 4, (20, 20), dtype=np.uint8)
+    image = Image.fromarray(index, "P")
+    image.putpalette(colours.flatten().tolist())
+    return image, colours[index]
+
+
+def _rgba() -> tuple[np.ndarray, np.ndarray]:
+    rgba = _noise(20, 20, 2)
+    rgba = np.concatenate(
+        [rgba, np.random.default_rng(3).integers(0, 256, (20, 20, 1), np.uint8)], 2
+    )
+    alpha = rgba[..., 3:4].astype(int)
+    on_white = (rgba[..., :3].astype(int) * alpha + 255 * (255 - alpha) + 127) // 255
+    return rgba, on_white.astype(np.uint8)
+
+
+@pytest.fixture
+def messy_folder(tmp_path) -> Path:
+    """Every kind of bad or odd file next to plain good ones."""
+    root = tmp_path / "messy"
+    root.mkdir()
+    for k in range(4):
+        Image.fromarray(_noise(20, 20, 10 + k)).save(root / f"good{k}.png")
+    (root / "good_jpeg.jpg").write_bytes(_encoded(_noise(64, 64), "JPEG"))
+    jpeg = _encoded(_noise(64, 64), "JPEG")
+    (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    png = _encoded(_noise(64, 64), "PNG")
+    (root / "truncated.png").write_bytes(png[: len(png) // 2])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("this is not a JPEG at all\n")
+    _palette_image()[0].save(root / "palette.png")
+    Image.fromarray(_rgba()[0], "RGBA").save(root / "rgba.png")
+    Image.fromarray(_noise(20, 20, 4)).convert("CMYK").save(root / "cmyk.jpg")
+    ramp = (np.arange(400, dtype=np.uint16).reshape(20, 20) * 163).astype(np.uint16)
+    Image.fromarray(ramp).save(root / "sixteen.png")  # mode I;16
+    Image.fromarray(_noise(20, 20, 5)[..., 0]).save(root / "grey.png")
+    Image.fromarray(_noise(5, 30, 6)).save(root / "tiny.png")  # shorter side 5 < min_side 8
+    return root
+
+
+def test_scan_counts_each_reason_and_conversion(messy_folder, caplog):
+    src = open_source(f"folder:{messy_folder}")
+    assert len(src) == 15
+    with caplog.at_level(logging.WARNING, logger="splitbrain.data"):
+        report = scan_source(src, max_bad_fraction=0.5, min_side=8, progress=False)
+    assert report.skipped == {
+        "truncated": 2,
+        "empty": 1,
+        "not an image": 1,
+        "too small": 1,
+    }
+    assert report.converted == {"palette": 1, "RGBA": 1, "CMYK": 1, "16-bit": 1, "greyscale": 1}
+    assert report.summary() == (
+        "skipped 5 of 15 images: 2 truncated, 1 empty, 1 not an image, 1 too small; "
+        "converted 5 (1 palette, 1 RGBA, 1 CMYK, 1 16-bit, 1 greyscale)"
+    )
+    logged = caplog.text
+    for name, reason in [
+        ("truncated.jpg", "truncated"),
+        ("truncated.png", "truncated"),
+        ("empty.jpg", "empty"),
+        ("text.jpg", "not an image"),
+        ("tiny.png", "too small"),
+    ]:
+        assert f"{messy_folder / name}: {reason}" in logged
+    bad = {Path(src.name(i)).name for i in report.bad_indices()}
+    assert bad == {"truncated.jpg", "truncated.png", "empty.jpg", "text.jpg", "tiny.png"}
+
+    dataset = ImageDataset(src, EvalTransform(resize=16, crop=16), log=report)
+    assert len(dataset) == 10  # the scan's bad items are left out up front
+    items = [dataset[k] for k in range(len(dataset))]
+    assert all(item is not None and item[0].shape == (3, 16, 16) for item in items)
+
+
+def test_every_bad_file_raises_bad_image_with_its_reason(messy_folder):
+    expected = {
+        "truncated.jpg": "truncated",
+        "truncated.png": "truncated",
+        "empty.jpg": "empty",
+        "text.jpg": "not an image",
+    }
+    src = open_source(f"folder:{messy_folder}")
+    for i in range(len(src)):
+        name = Path(src.name(i)).name
+        if name in expected:
+            with pytest.raises(BadImage) as error:
+                src.load(i)
+            assert error.value.reason == expected[name] and error.value.path == src.name(i)
+        else:
+            image, label = src.load(i)
+            assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+            assert label == -1
+
+
+def test_conversions_give_the_right_pixels(messy_folder):
+    image, note = decode_file(str(messy_folder / "palette.png"))
+    assert note == "palette"
+    np.testing.assert_array_equal(image, _palette_image()[1])
+    image, note = decode_file(str(messy_folder / "rgba.png"))
+    assert note == "RGBA"
+    np.testing.assert_array_equal(image, _rgba()[1])  # composited on white
+    image, note = decode_file(str(messy_folder / "sixteen.png"))
+    assert note == "16-bit"
+    ramp = np.arange(400).reshape(20, 20) * 163
+    np.testing.assert_array_equal(image[..., 1], (ramp + 128) // 257)
+    assert image[-1, -1, 0] == 253 and (image[..., 0] == image[..., 2]).all()
+    image, note = decode_file(str(messy_folder / "grey.png"))
+    assert note == "greyscale"
+    np.testing.assert_array_equal(image, np.repeat(_noise(20, 20, 5)[..., :1], 3, axis=2))
+    image, note = decode_file(str(messy_folder / "cmyk.jpg"))
+    assert note == "CMYK" and image.shape == (20, 20, 3)
+    assert np.abs(image.astype(int) - _noise(20, 20, 4)).mean() < 40  # lossy, but the same picture
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(_noise(10, 30)).save(tmp_path / "rotated.jpg", exif=exif)
+    image, _ = decode_file(str(tmp_path / "rotated.jpg"))
+    assert image.shape == (30, 10, 3)
+    assert probe_file(str(tmp_path / "rotated.jpg")) == (None, (30, 10))
+
+
+def test_too_many_bad_files_stop_the_run_with_a_clear_message(tmp_path):
+    for k in range(60):
+        Image.fromarray(_noise(8, 8, k)).save(tmp_path / f"{k:03d}.png")
+    (tmp_path / "zzz_broken.jpg").write_text("oops")
+    src = open_source(f"folder:{tmp_path}")
+    with pytest.raises(DatasetError) as error:
+        scan_source(src, progress=False)
+    assert str(error.value) == (
+        f"1.6% of 61 images in folder:{tmp_path} (split all) are unusable (limit 1%): "
+        f"1 not an image; first few: {tmp_path / 'zzz_broken.jpg'}: not an image"
+    )
+    assert scan_source(src, max_bad_fraction=0.02, progress=False).skipped == {"not an image": 1}
+
+
+def test_parallel_scan_agrees_with_serial(messy_folder, monkeypatch):
+    src = open_source(f"folder:{messy_folder}")
+    serial = scan_source(src, max_bad_fraction=1, min_side=8, workers=1, progress=False)
+    monkeypatch.setattr(scan_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(scan_module, "CHUNK", 3)
+    parallel = scan_source(src, max_bad_fraction=1, min_side=8, workers=2, progress=False)
+    assert parallel.summary() == serial.summary()
+    assert parallel.bad_indices().tolist() == serial.bad_indices().tolist()

@@ -1,0 +1,272 @@
+"""Pre-training: resumption after SIGKILL, data parallel ranks, the command line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from test_data_bad_files import messy_folder  # noqa: F401 (a fixture: every kind of bad file)
+
+import splitbrain as sb
+from splitbrain.stream import StepSampler
+from splitbrain.training import TrainConfig, pretrain
+
+CLI = [sys.executable, "-m", "splitbrain"]
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    """64 random 32 px images whose label is their own index (to trace which item went where)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(
+        path, images=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), labels=np.arange(64)
+    )
+    return path
+
+
+def _pretrain_command(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
+    return [
+        *CLI,
+        "pretrain",
+        "--data",
+        f"npz:{data}",
+        "--preset",
+        "small",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "8",
+        "--steps",
+        str(steps),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return sb.load(path).state_dict()
+
+
+def test_step_sampler_splits_global_batches_and_resumes():
+    full = list(StepSampler(10, 4, 6, seed=3))
+    assert len(full) == 24
+    assert sorted(i for i, _ in full[:8]) == list(range(8)) or len({i for i, _ in full[:10]}) == 10
+    ranks = [list(StepSampler(10, 4, 6, seed=3, rank=r, world_size=2)) for r in (0, 1)]
+    for step in range(6):
+        merged = ranks[0][2 * step : 2 * step + 2] + ranks[1][2 * step : 2 * step + 2]
+        assert merged == full[4 * step : 4 * step + 4]
+    resumed = list(StepSampler(10, 4, 6, seed=3, start_step=2))
+    assert resumed == full[8:]
+    assert len(StepSampler(10, 4, 6, seed=3, start_step=2)) == 24  # counted from step 0
+    with pytest.raises(ValueError, match="not divisible by 3 devices"):
+        StepSampler(10, 4, 6, world_size=3)
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_npz):
+    steps, every = 60, 10
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _pretrain_command(tiny_npz, straight, steps, "--checkpoint-every", str(every)),
+        check=True,
+        capture_output=True,
+    )
+
+    killed = tmp_path / "killed"
+    command = _pretrain_command(tiny_npz, killed, steps, "--checkpoint-every", str(every))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "the run was killed before its first checkpoint"
+    stopped_at = torch.load(checkpoint, weights_only=False)["global_step"]
+    assert 0 < stopped_at < steps, "the run finished before it could be killed"
+    assert not (killed / "weights.safetensors").exists()
+
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    assert f"resuming from {checkpoint}" in result.stdout
+    ours = _weights(killed / "weights.safetensors")
+    theirs = _weights(straight / "weights.safetensors")
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+
+
+class _RecordRank(L.Callback):
+    """Saves what each rank saw and ended with."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.labels: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.labels.append(batch[1].tolist())
+
+    def on_train_end(self, trainer, module):
+        state = {k: v.clone() for k, v in module.model.state_dict().items()}
+        torch.save(
+            {"labels": self.labels, "state": state}, self.folder / f"rank{trainer.global_rank}.pt"
+        )
+
+
+def test_ddp_two_cpu_processes_share_the_global_batch(tmp_path, tiny_npz):
+    config = TrainConfig(
+        data=f"npz:{tiny_npz}",
+        out=str(tmp_path / "run"),
+        preset="small",
+        width=0.125,
+        batch_size=8,
+        steps=4,
+        workers=0,
+        accelerator="cpu",
+        devices=2,
+        progress=False,
+    )
+    pretrain(config, callbacks=[_RecordRank(tmp_path)], strategy="ddp_spawn")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    # Parameters agree; BatchNorm running statistics are per rank without SyncBatchNorm,
+    # which torch implements for GPUs only.
+    parameters = {
+        name for name, _ in sb.load(tmp_path / "run" / "weights.safetensors").named_parameters()
+    }
+    assert len(parameters) == 18  # 7 convs and a head per tower
+    for name in parameters:
+        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), name
+    expected = list(StepSampler(64, 8, 4, seed=0))
+    for step in range(4):
+        local = [ranks[r]["labels"][step] for r in (0, 1)]
+        assert [len(x) for x in local] == [4, 4]
+        assert local[0] + local[1] == [i for i, _ in expected[8 * step : 8 * step + 8]]
+
+
+def test_gaussian_variant_saves_calibrated_initial_weights(tmp_path, tiny_npz):
+    config = TrainConfig(
+        data=f"npz:{tiny_npz}",
+        out=str(tmp_path / "g"),
+        variant="gaussian",
+        preset="small",
+        width=0.125,
+        batch_size=8,
+        workers=0,
+        progress=False,
+    )
+    model = sb.load(pretrain(config))
+    bn = model.encoders[0].tower.layers["conv5"][1]
+    assert not torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+    assert not (tmp_path / "g" / "checkpoints").exists()
+
+
+def test_a_folder_of_bad_files_trains_to_the_end_and_counts_them(tmp_path, messy_folder):  # noqa: F811
+    result = subprocess.run(
+        [
+            *CLI,
+            "pretrain",
+            "--data",
+            f"folder:{messy_folder}",
+            "--preset",
+            "small",
+            "--width",
+            "0.125",
+            "--batch-size",
+            "4",
+            "--steps",
+            "3",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+            "--max-bad-fraction",
+            "0.5",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "skipped 5 of 15 images: 2 truncated, 1 empty, 1 not an image, 1 too small; "
+        "converted 5 (1 palette, 1 RGBA, 1 CMYK, 1 16-bit, 1 greyscale)"
+    ) in result.stdout
+    assert (tmp_path / "run" / "weights.safetensors").exists()
+    stopped = subprocess.run(
+        [*CLI, "pretrain", "--data", f"folder:{messy_folder}", "--out", str(tmp_path / "r2")],
+        capture_output=True,
+        text=True,
+    )
+    assert stopped.returncode == 1
+    assert "are unusable (limit 1%)" in stopped.stderr
+    assert not (tmp_path / "r2" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size: must be positive"),
+        (["--variant", "nope"], "invalid choice: 'nope'"),
+        (["--epochs", "1", "--steps", "2"], "not allowed with argument"),
+        (["--workers", "-1"], "--workers must be 0 or more"),
+        (["--devices", "two"], "--devices must be a number or auto"),
+        (["--resume", "--out", "/nonexistent/run"], "no checkpoint in /nonexistent/run"),
+    ],
+)
+def test_argument_errors_exit_2_with_one_line(arguments, message):
+    result = subprocess.run([*CLI, "pretrain", *arguments], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sync_batchnorm_on_cpu_is_a_clear_error(tmp_path, tiny_npz):
+    command = _pretrain_command(
+        tiny_npz, tmp_path / "run", 2, "--sync-batchnorm", "--accelerator", "cpu"
+    )
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "splitbrain: error: --sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version"
+    )
+
+
+def test_refuses_to_resume_a_different_model(tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    subprocess.run(_pretrain_command(tiny_npz, out, 2), check=True, capture_output=True)
+    result = subprocess.run(
+        _pretrain_command(tiny_npz, out, 2, "--variant", "l2ab-cl"), capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "different variant" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_version_and_help():
+    version = subprocess.run([*CLI, "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"splitbrain {sb.__version__}"
+    text = subprocess.run([*CLI, "pretrain", "--help"], capture_output=True, text=True).stdout
+    for option in (
+        "--data",
+        "--variant",
+        "--preset",
+        "--epochs",
+        "--steps",
+        "--batch-size",
+        "--lr",
+        "--devices",
+        "--precision",
+        "--workers",
+        "--resume",
+        "--seed",
+    ):
+        assert option in text
