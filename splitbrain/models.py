@@ -293,21 +293,25 @@ class SplitBrain(nn.Module):
         with torch.autocast(raw.device.type, enabled=False):
             return self.split.space.convert(raw.float())
 
-    def encoder_input(self, encoder: CrossChannelEncoder, channels: Tensor) -> Tensor:
-        return self.split.space.normalise(channels, encoder.spec.half.inputs)
+    def encoder_input(
+        self, encoder: CrossChannelEncoder, channels: Tensor, valid: Tensor | None = None
+    ) -> Tensor:
+        return self.split.space.normalise(channels, encoder.spec.half.inputs, valid)
 
     @torch.no_grad()
-    def features(self, raw: Tensor, layers: list[str] | str) -> dict[str, Tensor]:
+    def features(
+        self, raw: Tensor, layers: list[str] | str, valid: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Layer-wise concatenation of every encoder's activations on the full input."""
         layers = [layers] if isinstance(layers, str) else list(layers)
         channels = self.channels(raw)
-        parts = [e.tower(self.encoder_input(e, channels), layers) for e in self.encoders]
+        parts = [e.tower(self.encoder_input(e, channels, valid), layers) for e in self.encoders]
         return {name: torch.cat([p[name] for p in parts], 1) for name in layers}
 
-    def forward(self, raw: Tensor) -> list[dict[str, Tensor]]:
+    def forward(self, raw: Tensor, valid: Tensor | None = None) -> list[dict[str, Tensor]]:
         """Each encoder's predictions from all of its inputs (for inference and display)."""
         channels = self.channels(raw)
-        return [e(self.encoder_input(e, channels)) for e in self.encoders]
+        return [e(self.encoder_input(e, channels, valid)) for e in self.encoders]
 
     def output_size(self, input_size: int) -> int:
         """Side of the prediction grid for a square input of ``input_size``."""

@@ -67,12 +67,13 @@ class Objective:
         model: SplitBrain,
         encoder: CrossChannelEncoder,
         channels: Tensor,
+        valid: Tensor | None,
         grid: Tensor,
         mask: Tensor | None,
         logs: dict[str, Tensor],
     ) -> Tensor:
         spec = encoder.spec
-        inputs = model.encoder_input(encoder, channels)
+        inputs = model.encoder_input(encoder, channels, valid)
         if spec.input_dropout and encoder.training:
             inputs = F.dropout(inputs, spec.input_dropout)
         targets = {t.name: t for t in spec.half.targets}
@@ -97,6 +98,8 @@ class Objective:
         grid_size = model.output_size(raw.shape[-1])
         grid, mask = downsample(channels, grid_size, valid)
         logs: dict[str, Tensor] = {}
-        total = sum(self.encoder_loss(model, e, channels, grid, mask, logs) for e in model.encoders)
+        total = sum(
+            self.encoder_loss(model, e, channels, valid, grid, mask, logs) for e in model.encoders
+        )
         logs["loss"] = total.detach()
         return total, logs

@@ -71,16 +71,30 @@ class ChannelSpace:
     """How raw input becomes the split's channels, and how each channel is scaled as input.
 
     Network input = (channel - shift) * scale, per channel; the paper feeds L - 50 and ab as is.
+    ``masked`` channels are undefined where the input is invalid (HHA where depth is missing):
+    they are zeroed there in the network input, and invalid positions leave every loss.
     """
 
     kind: str  # "lab", "rgbd" or "identity"
     names: tuple[str, ...]
     shift: tuple[float, ...]
     scale: tuple[float, ...]
+    masked: tuple[int, ...] = ()
 
     @property
     def raw_channels(self) -> int:
         return {"lab": 3, "rgbd": 6}.get(self.kind, len(self.names))
+
+    def decode_batch(self, batch: Tensor) -> tuple[Tensor, Tensor | None]:
+        """A uint8 batch from the loader -> (raw float channels, validity mask or None).
+
+        Images: RGB / 255. RGB-D: RGB / 255, HHA as 0..255, and a 7th channel that is the
+        validity mask. Other data: every channel / 255.
+        """
+        x = batch.float()
+        if self.kind == "rgbd":
+            return torch.cat((x[:, :3] / 255.0, x[:, 3:6]), 1), batch[:, 6] > 0
+        return x / 255.0, None
 
     def convert(self, raw: Tensor) -> Tensor:
         """Raw (N,C,H,W) float -> (N,len(names),H,W) channels."""
@@ -95,12 +109,21 @@ class ChannelSpace:
             return torch.cat((raw, color.rgb_to_lab(raw[:, :3])), 1)
         return raw
 
-    def normalise(self, channels: Tensor, index: tuple[int, ...]) -> Tensor:
-        """Scale the selected channels for the network input."""
+    def normalise(
+        self, channels: Tensor, index: tuple[int, ...], valid: Tensor | None = None
+    ) -> Tensor:
+        """Scale the selected channels for the network input; masked channels are 0 where
+        ``valid`` (N,H,W) is False."""
         shift = torch.tensor([self.shift[i] for i in index], device=channels.device)
         scale = torch.tensor([self.scale[i] for i in index], device=channels.device)
         view = (1, -1, 1, 1)
-        return (channels[:, list(index)] - shift.view(view)) * scale.view(view)
+        out = (channels[:, list(index)] - shift.view(view)) * scale.view(view)
+        masked = [k for k, i in enumerate(index) if i in self.masked]
+        if valid is not None and masked:
+            keep = torch.ones(len(index), device=out.device, dtype=torch.bool)
+            keep[masked] = False
+            out = out * (keep.view(view) | valid.unsqueeze(1)).to(out.dtype)
+        return out
 
 
 @dataclass(frozen=True)
@@ -155,6 +178,7 @@ def rgbd_split() -> Split:
         ("R", "G", "B", "HHA-disparity", "HHA-height", "HHA-angle", "L", "a", "b"),
         shift=(0.5, 0.5, 0.5, 127.5, 127.5, 127.5, 50.0, 0.0, 0.0),
         scale=(100.0, 100.0, 100.0, 100 / 127.5, 100 / 127.5, 100 / 127.5, 1.0, 1.0, 1.0),
+        masked=(3, 4, 5),
     )
     return Split(
         name="rgbd",

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,11 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from .atomic import atomic_write
 from .colorize import colorizer, save_colorization_grid
 from .data import (
-    BadImageLog,
     EvalTransform,
     ImageDataset,
     TrainTransform,
@@ -38,6 +38,7 @@ from .data import (
 )
 from .models import PRESET_INPUT, SplitBrain, training_flops_per_image
 from .objective import Objective
+from .splits import get_split
 from .stream import SeededDataset, StepSampler, sample_seed
 from .variants import UNTRAINED, build
 from .weights import save
@@ -147,12 +148,13 @@ class PretrainTask(L.LightningModule):
         images, _ = batch
         if images.shape[0] == 0:  # every item of the batch proved unreadable: skip the step
             return None
-        raw = images.float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        raw, valid = self.model.split.space.decode_batch(images)
+        raw = raw.contiguous(memory_format=torch.channels_last)
         # Randomness inside the step (input dropout) is a function of seed and step, so a
         # resumed run draws what the uninterrupted run would have drawn.
         with torch.random.fork_rng(devices=[raw.device] if raw.is_cuda else []):
             torch.manual_seed(sample_seed(self.config.seed + 1, self.global_step))
-            loss, logs = self.objective(self.model, raw)
+            loss, logs = self.objective(self.model, raw, valid)
         self.log("loss", loss, prog_bar=True, sync_dist=False)
         self.log_dict({f"train/{k}": v for k, v in logs.items() if k != "loss"})
         return loss
@@ -193,7 +195,7 @@ def make_loader(
         batch_size=sampler.local_batch,
         sampler=sampler,
         num_workers=config.workers,
-        collate_fn=ImageDataset.collate,
+        collate_fn=getattr(dataset, "collate", None),
         pin_memory=pin_memory,
         prefetch_factor=4 if config.workers else None,
     )
@@ -202,7 +204,7 @@ def make_loader(
 class _StreamLoader(L.LightningDataModule):
     """Builds the loader after a checkpoint is restored, so the stream starts at its step."""
 
-    def __init__(self, dataset: ImageDataset, config: TrainConfig, total_steps: int) -> None:
+    def __init__(self, dataset: Dataset, config: TrainConfig, total_steps: int) -> None:
         super().__init__()
         self.dataset = dataset
         self.config = config
@@ -259,14 +261,37 @@ def calibrate_batchnorm(model: SplitBrain, loader: DataLoader, batches: int = 10
         for i, (images, _) in enumerate(loader):
             if i == batches:
                 break
-            model(images.float() / 255.0)
+            model(*model.split.space.decode_batch(images))
 
 
-def _write_colorizations(model: SplitBrain, source, config: TrainConfig, out: Path) -> Path | None:
+def open_training_data(config: TrainConfig) -> tuple[Dataset, Callable[[], str]]:
+    """The training dataset for the split's kind of data, and a report of what was skipped.
+
+    Datasets hand uint8 (C, crop, crop) items to the loader, and a ``collate`` to batch them.
+    """
+    kind = get_split(config.split).space.kind
+    if kind == "rgbd":
+        from .data.rgbd import open_rgbd
+        from .data.rgbd_dataset import RGBDDataset
+
+        source = open_rgbd(config.data)
+        print(f"data: {source.describe()}")
+        dataset = RGBDDataset(source, config.resize, config.crop, train=True)
+        return dataset, dataset.report
+    source = open_source(config.data, split="train", download=config.download)
+    print(f"data: {source.describe()}")
+    bad = scan_source(source, max_bad_fraction=config.max_bad_fraction, min_side=config.crop // 2)
+    transform = TrainTransform(config.resize, config.crop)
+    return ImageDataset(source, transform, log=bad, min_side=config.crop // 2), bad.summary
+
+
+def _write_colorizations(
+    model: SplitBrain, dataset: Dataset, config: TrainConfig, out: Path
+) -> Path | None:
     """Colorize a few centre crops of the data, if the variant has a colorizing half."""
-    if colorizer(model) is None:
+    if colorizer(model) is None or not isinstance(dataset, ImageDataset):
         return None
-    dataset = ImageDataset(source, EvalTransform(config.resize, config.crop))
+    dataset = ImageDataset(dataset.source, EvalTransform(config.resize, config.crop))
     step = max(1, len(dataset) // 8)
     items = [dataset[i] for i in range(0, min(len(dataset), 8 * step), step)]
     images = torch.stack([image for image, _ in filter(None, items)])
@@ -283,12 +308,7 @@ def pretrain(
         raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
     L.seed_everything(config.seed, workers=True, verbose=False)
     _check_same_run(out, config)
-    source = open_source(config.data, split="train", download=config.download)
-    print(f"data: {source.describe()}")
-    bad = scan_source(source, max_bad_fraction=config.max_bad_fraction, min_side=config.crop // 2)
-    dataset = ImageDataset(
-        source, TrainTransform(config.resize, config.crop), log=bad, min_side=config.crop // 2
-    )
+    dataset, report = open_training_data(config)
     total_steps = total_steps_for(config, len(dataset))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config.to_yaml())
@@ -343,8 +363,8 @@ def pretrain(
     trainer.save_checkpoint(last, weights_only=False)
     if trainer.is_global_zero:
         save(model.eval(), weights_path)
-        print(bad.summary())
-        picture = _write_colorizations(model, source, config, out)
+        print(report())
+        picture = _write_colorizations(model, dataset, config, out)
         if picture:
             print(f"colorizations: {picture}")
         print(
@@ -354,4 +374,4 @@ def pretrain(
     return weights_path
 
 
-__all__ = ["BadImageLog", "TrainConfig", "pretrain"]
+__all__ = ["TrainConfig", "pretrain"]

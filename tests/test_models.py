@@ -177,3 +177,29 @@ def test_soft_encoding_and_rebalancing_objective_runs():
     weights = torch.ones(313)
     loss, logs = sb.Objective(soft=True, rebalance={"ab": weights})(model, torch.rand(2, 3, 32, 32))
     assert loss.item() > 0 and "L->ab/ab/accuracy" in logs
+
+
+def test_missing_depth_never_leaks_into_the_loss():
+    """Changing only the HHA values where depth is missing leaves the loss unchanged."""
+    torch.manual_seed(0)
+    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125)
+    rgb, hha = torch.rand(4, 3, 32, 32), 255 * torch.rand(4, 3, 32, 32)
+    valid = torch.rand(4, 32, 32) > 0.3
+    valid[0, :16] = False  # a whole missing region, several grid cells
+    objective = sb.Objective()
+    first, _ = objective(model, torch.cat([rgb, hha], 1), valid)
+    changed = torch.where(valid.unsqueeze(1), hha, 255 * torch.rand_like(hha))
+    second, _ = objective(model, torch.cat([rgb, changed], 1), valid)
+    assert torch.equal(first, second)
+    unmasked, _ = objective(model, torch.cat([rgb, changed], 1))
+    assert not torch.equal(first, unmasked)
+
+
+def test_rgbd_batches_decode_rgb_hha_and_validity():
+    space = sb.splits.rgbd_split().space
+    batch = torch.randint(0, 256, (2, 7, 4, 4), dtype=torch.uint8)
+    raw, valid = space.decode_batch(batch)
+    assert raw.shape == (2, 6, 4, 4)
+    assert torch.allclose(raw[:, :3], batch[:, :3].float() / 255)
+    assert torch.equal(raw[:, 3:], batch[:, 3:6].float())
+    assert torch.equal(valid, batch[:, 6] > 0)

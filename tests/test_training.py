@@ -270,3 +270,24 @@ def test_version_and_help():
         "--seed",
     ):
         assert option in text
+
+
+def test_download_offline_fails_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    from urllib.error import URLError
+
+    from splitbrain import cli
+    from splitbrain.data import download
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(download, "urlopen", offline)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    status = cli.main(["pretrain", "--data", f"cifar10:{tmp_path / 'cifar'}", "--download",
+                       "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err.strip()
+    assert status == 1
+    assert len(error.splitlines()) == 1, error
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in error
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -64,15 +64,20 @@ def detect_format(path: Path) -> str:
 
 
 def _locate(fmt: str, path: str, download: bool, cache_dir: str | os.PathLike | None) -> Path:
-    """The local file or folder to read for an official dataset, downloading it if asked."""
+    """The local file or folder to read for an official dataset, downloading it if asked.
+
+    A PATH that does not exist yet is, with ``download``, the folder to download into.
+    """
     if path:
         local = Path(path).expanduser()
         if local.exists():
             return local
-        raise DatasetError(
-            f"{fmt}:{path}: no such file or directory"
-            + ("" if download else f" (or pass download=True to fetch {ARCHIVES[fmt].url})")
-        )
+        if not download:
+            raise DatasetError(
+                f"{fmt}:{path}: no such file or directory (or pass download=True, "
+                f"--download on the command line, to fetch {ARCHIVES[fmt].url} into it)"
+            )
+        cache_dir = local
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     archive = cache / ARCHIVES[fmt].filename
     # CIFAR reads faster from its folder; STL-10's folder may be a half-done extraction, which
@@ -86,7 +91,8 @@ def _locate(fmt: str, path: str, download: bool, cache_dir: str | os.PathLike | 
             return candidate
     if not download:
         raise DatasetError(
-            f"{fmt}: not found in {cache}; pass download=True to fetch {ARCHIVES[fmt].url}, "
+            f"{fmt}: not found in {cache}; pass download=True (--download) to fetch "
+            f"{ARCHIVES[fmt].url}, "
             f"or give its path as {fmt}:/path/to/{ARCHIVES[fmt].filename}"
         )
     return fetch(fmt, cache)
