@@ -22,6 +22,19 @@ class UsageError(Exception):
     """An argument that parsed but makes no sense; reported like a parse error."""
 
 
+def positive(kind: type):
+    """An argparse type for positive numbers of ``kind`` (int or float)."""
+
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="splitbrain",

@@ -245,9 +245,16 @@ BUILTIN = {"lab": lab_split, "rgbd": rgbd_split}
 
 
 def get_split(name: str | Split) -> Split:
-    """A built-in split by name (``lab``, ``rgbd``), or a ``Split`` passed through."""
+    """A built-in split by name (``lab``, ``rgbd``), a generic ``channels:A/B[:...]`` spec
+    (grammar in docs/CHANNELS.md), or a ``Split`` passed through."""
     if isinstance(name, Split):
         return name
+    if name.startswith("channels:"):
+        from .data.channels import parse_channel_split  # the grammar lives with the data
+
+        return parse_channel_split(name)
     if name not in BUILTIN:
-        raise ValueError(f"unknown split {name!r}; built-in: {', '.join(BUILTIN)}")
+        raise ValueError(
+            f"unknown split {name!r}; built-in: {', '.join(BUILTIN)}, or channels:A/B[:...]"
+        )
     return BUILTIN[name]()

@@ -94,6 +94,8 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     checkpoint_every: int = 500
+    probe_every: int | None = None
+    probe_data: str | None = None
     log_every: int = 10
     max_bad_fraction: float = 0.01
     download: bool = False
@@ -269,8 +271,17 @@ def open_training_data(config: TrainConfig) -> tuple[Dataset, Callable[[], str]]
 
     Datasets hand uint8 (C, crop, crop) items to the loader, and a ``collate`` to batch them.
     """
-    kind = get_split(config.split).space.kind
-    if kind == "rgbd":
+    space = get_split(config.split).space
+    if space.kind == "identity":
+        from .data.channels import ChannelDataset, open_channels
+
+        source = open_channels(config.data)
+        print(f"data: {source.describe()}")
+        dataset = ChannelDataset(
+            source, config.resize, config.crop, train=True, num_channels=len(space.names)
+        )
+        return dataset, dataset.report
+    if space.kind == "rgbd":
         from .data.rgbd import open_rgbd
         from .data.rgbd_dataset import RGBDDataset
 
@@ -299,6 +310,17 @@ def _write_colorizations(
     return save_colorization_grid(model, images.to(device).float() / 255, out / "colorizations.png")
 
 
+def _kraehenbuehl(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> None:
+    """Data-dependent initialisation from the run's first 64 samples (the same on resume)."""
+    from .init import kraehenbuehl_init_
+
+    first = dataclasses.replace(config, batch_size=64, workers=0)
+    images, _ = next(iter(make_loader(dataset, first, total_steps=1)))
+    raw, _ = model.split.space.decode_batch(images)
+    diagnostics = kraehenbuehl_init_(model, raw, seed=config.seed)
+    print(f"Krähenbühl initialisation from {len(raw)} samples in {diagnostics['seconds']:.1f} s")
+
+
 def pretrain(
     config: TrainConfig, callbacks: list | None = None, strategy: str | None = None
 ) -> Path:
@@ -314,6 +336,8 @@ def pretrain(
     (out / "config.yaml").write_text(config.to_yaml())
 
     model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
+    if config.init == "kraehenbuehl":
+        _kraehenbuehl(model, dataset, config)
     objective = Objective(soft=config.soft_targets)
     weights_path = out / "weights.safetensors"
     if config.variant in UNTRAINED:
@@ -324,6 +348,15 @@ def pretrain(
         return weights_path
 
     task = PretrainTask(model, config, total_steps, objective)
+    callbacks = list(callbacks or [])
+    if config.probe_every:
+        from .evaluate.knn import KNNProbeCallback
+
+        callbacks.append(
+            KNNProbeCallback.from_spec(
+                config.probe_every, config.probe_data, crop=config.crop, resize=config.resize
+            )
+        )
     checkpoints = out / "checkpoints"
     trainer = L.Trainer(
         accelerator=config.accelerator,
@@ -344,8 +377,8 @@ def pretrain(
                 save_top_k=0,
             ),
             LearningRateMonitor(logging_interval="step"),
-            ThroughputMonitor(batch_size_fn=_batch_size, window_size=config.log_every),
-            *(callbacks or []),
+            ThroughputMonitor(batch_size_fn=_batch_size, window_size=max(2, config.log_every)),
+            *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress,

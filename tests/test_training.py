@@ -284,10 +284,55 @@ def test_download_offline_fails_with_a_clear_message(tmp_path, monkeypatch, caps
     monkeypatch.setattr(download, "urlopen", offline)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    status = cli.main(["pretrain", "--data", f"cifar10:{tmp_path / 'cifar'}", "--download",
-                       "--out", str(tmp_path / "run")])
+    status = cli.main(
+        [
+            "pretrain",
+            "--data",
+            f"cifar10:{tmp_path / 'cifar'}",
+            "--download",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert status == 1
     assert len(error.splitlines()) == 1, error
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in error
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_kraehenbuehl_init_and_periodic_knn_probe(tmp_path, tiny_npz):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = dict(
+        data=f"npz:{tiny_npz}",
+        preset="small",
+        width=0.125,
+        batch_size=8,
+        workers=0,
+        progress=False,
+        variant="gaussian",
+    )
+    gaussian = sb.load(pretrain(TrainConfig(out=str(tmp_path / "g"), **common)))
+    data_dependent = sb.load(
+        pretrain(TrainConfig(out=str(tmp_path / "k"), init="kraehenbuehl", **common))
+    )
+    name = "encoders.0.tower.layers.conv2.0.weight"
+    assert not torch.equal(gaussian.state_dict()[name], data_dependent.state_dict()[name])
+
+    out = tmp_path / "probed"
+    pretrain(
+        TrainConfig(
+            out=str(out),
+            **{**common, "variant": "splitbrain"},
+            steps=4,
+            log_every=1,
+            probe_every=2,
+            probe_data=f"npz:{tiny_npz}",
+        )
+    )
+    events = EventAccumulator(str(next((out / "tensorboard").glob("events*"))))
+    events.Reload()
+    steps = [s.step for s in events.Scalars("knn/top1")]
+    assert len(steps) >= 2
+    assert all(0.0 <= s.value <= 100.0 for s in events.Scalars("knn/top1"))  # percent

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UsageError
+from ..cli import UsageError, positive
 from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
+from ..splits import get_split
 from ..variants import VARIANTS
 
 # With no --data, the offline demo: crops of the photographs inside the scikit-image wheel.
@@ -19,17 +20,6 @@ DEMO = {
     "steps": 500,
     "batch_size": 32,
 }
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,10 +47,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=list(PRESETS),
         help="network geometry: paper (180 px), transfer (227 px), small (32-96 px)",
     )
-    p.add_argument("--split", default="lab", choices=list(SPLITS), help="channel split")
+    p.add_argument(
+        "--split",
+        default="lab",
+        help=f"channel split: {', '.join(SPLITS)}, or channels:A/B[:...] for any C-channel "
+        "npz or TIFF data (docs/CHANNELS.md)",
+    )
     p.add_argument(
         "--width",
-        type=_positive(float),
+        type=positive(float),
         help="channel-count multiplier of every layer (default 1: the paper's)",
     )
     p.add_argument(
@@ -71,21 +66,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/splitbrain", help="run directory")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive(float), help="passes over the data")
-    length.add_argument("--steps", type=_positive(int), help="optimiser steps")
+    length.add_argument("--epochs", type=positive(float), help="passes over the data")
+    length.add_argument("--steps", type=positive(int), help="optimiser steps")
     p.add_argument(
         "--batch-size",
-        type=_positive(int),
+        type=positive(int),
         help="global batch size, whatever the device count (default 80)",
     )
     p.add_argument(
         "--lr",
-        type=_positive(float),
+        type=positive(float),
         help="base learning rate (default 3e-5 for paper/transfer, 1e-3 for small)",
     )
     p.add_argument("--weight-decay", type=float, default=1e-3)
-    p.add_argument("--crop", type=_positive(int), help="training crop side (preset's input)")
-    p.add_argument("--resize", type=_positive(int), help="shorter side before cropping")
+    p.add_argument("--crop", type=positive(int), help="training crop side (preset's input)")
+    p.add_argument("--resize", type=positive(int), help="shorter side before cropping")
     p.add_argument(
         "--soft-targets",
         action="store_true",
@@ -93,11 +88,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
     p.add_argument("--devices", default="auto", help="devices per node (a number or auto)")
-    p.add_argument("--nodes", type=_positive(int), default=1, help="number of nodes")
+    p.add_argument("--nodes", type=positive(int), default=1, help="number of nodes")
     p.add_argument("--precision", help="Lightning precision (default bf16-mixed on GPU, 32 on CPU)")
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm across devices")
     p.add_argument("--workers", type=int, default=2, help="data loader processes per device")
-    p.add_argument("--checkpoint-every", type=_positive(int), default=500, help="steps")
+    p.add_argument("--checkpoint-every", type=positive(int), default=500, help="steps")
     p.add_argument(
         "--max-bad-fraction",
         type=float,
@@ -114,6 +109,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="require a checkpoint in --out to continue from (it is used anyway when present)",
     )
+    p.add_argument(
+        "--probe-every",
+        type=positive(int),
+        metavar="N",
+        help="kNN probe (conv5, k=20) every N steps and at the end, to TensorBoard",
+    )
+    p.add_argument(
+        "--probe-data",
+        metavar="SPEC",
+        help="labelled data of the kNN probe: its train split are the neighbours, "
+        "its test split the queries",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -125,6 +132,14 @@ def config_from_args(args: argparse.Namespace):
     demo = args.data is None
     defaults = DEMO if demo else {}
     devices = args.devices if args.devices == "auto" else int(args.devices)
+    try:
+        get_split(args.split)
+    except ValueError as error:
+        raise UsageError(f"--split: {error}") from None
+    if args.probe_every and not args.probe_data:
+        raise UsageError("--probe-every needs --probe-data")
+    if args.split != "lab" and args.data is None:
+        raise UsageError(f"--split {args.split} needs --data (the built-in data is RGB photos)")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if not 0 <= args.max_bad_fraction <= 1:
@@ -154,6 +169,8 @@ def config_from_args(args: argparse.Namespace):
         workers=args.workers,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        probe_every=args.probe_every,
+        probe_data=args.probe_data,
         max_bad_fraction=args.max_bad_fraction,
         download=args.download,
         progress=not args.no_progress,

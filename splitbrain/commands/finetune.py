@@ -1,0 +1,128 @@
+"""``splitbrain finetune``: fine-tune networks with a new linear head; top-1 or mAP."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import UsageError, positive
+from .probe import ALL_LAYERS, add_eval_arguments, check_common, open_data
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune networks with a new linear head (single- or multi-label)",
+        description="Fine-tune the whole network, or only the layers above --freeze-through, "
+        "with a new linear layer on spatially averaged fc7 features (conv5 where a model has "
+        "no fc7). Single-label data is scored by top-1; with --targets/--test-targets label "
+        "matrices it is multi-label and scored by mean average precision (PASCAL VOC). Writes "
+        "finetune.json, finetune.md and finetune.png in --out.",
+    )
+    add_eval_arguments(p, None, "runs/finetune", 128)
+    p.add_argument(
+        "--head-layer",
+        choices=ALL_LAYERS,
+        help="the layer the new head reads (default fc7, else conv5)",
+    )
+    p.add_argument(
+        "--freeze-through",
+        choices=ALL_LAYERS,
+        help="freeze this layer and all below it (pool5: the paper's 'fc6-8 only'); "
+        "default: train everything",
+    )
+    p.add_argument("--epochs", type=positive(int), default=10, help="default 10")
+    p.add_argument(
+        "--lr",
+        type=positive(float),
+        default=0.01,
+        help="learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run (default 0.01)",
+    )
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument(
+        "--targets",
+        metavar="NPY",
+        help="multi-label: (training images, classes) .npy matrix of 1 (present), "
+        "0 (absent), -1 (ignored), rows in the order of --data's train split",
+    )
+    p.add_argument("--test-targets", metavar="NPY", help="the same for the test images")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import FinetuneConfig, Table, finetune, open_model, write_report
+    from ..evaluate.finetune import load_targets
+
+    check_common(args)
+    if bool(args.targets) != bool(args.test_targets):
+        raise UsageError("--targets and --test-targets go together")
+    multilabel = bool(args.targets)
+    data = open_data(args, labelled=not multilabel)
+    targets = None
+    if multilabel:
+        targets = (
+            load_targets(args.targets, len(data.train)),
+            load_targets(args.test_targets, len(data.test)),
+        )
+        if targets[0].shape[1] != targets[1].shape[1]:
+            raise UsageError("--targets and --test-targets have different numbers of classes")
+    config = FinetuneConfig(
+        head_layer=args.head_layer,
+        freeze_through=args.freeze_through,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        crop=args.crop,
+        resize=args.resize,
+        workers=args.workers,
+        accelerator=args.accelerator,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    results = []
+    for spec in args.weights:
+        name, model = open_model(spec, data, args.seed)
+        results.append(finetune(model, data, config, name, targets))
+        print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in results[-1].scores.items())}")
+    metrics = list(results[0].scores)
+    tables = [
+        Table(
+            f"{metric} (%)",
+            sorted({r.head_layer for r in results}),
+            {r.name: {r.head_layer: r.scores[metric]} for r in results},
+        )
+        for metric in metrics
+    ]
+    meta = {
+        "command": "finetune",
+        "settings": {
+            "data": args.data,
+            "test data": args.test_data or f"{args.data} (test split)",
+            "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
+            "epochs": config.epochs,
+            "lr": config.lr,
+            "batch size": config.batch_size,
+            "weight decay": config.weight_decay,
+            "seed": config.seed,
+            "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
+        },
+        "models": [
+            {
+                "name": r.name,
+                "weights": spec,
+                "head_layer": r.head_layer,
+                "scores": r.scores,
+                "per_class_ap": r.per_class_ap,
+                "train_items": r.train_items,
+                "test_items": r.test_items,
+                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+            }
+            for r, spec in zip(results, args.weights, strict=True)
+        ],
+    }
+    paths = write_report(Path(args.out), "finetune", "Fine-tuning", tables, meta)
+    for table in tables:
+        print(table.text())
+    print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
+    return 0

@@ -1,0 +1,115 @@
+"""The models an evaluation compares: weights files, and untrained baselines built on the spot.
+
+``--weights`` takes, besides a ``.safetensors`` file, the paper's two untrained baselines for
+any preset:
+
+* ``gaussian:PRESET[:WIDTH]``: the split-brain architecture at its random initialisation;
+* ``init:kraehenbuehl:PRESET[:WIDTH]``: the same after the data-dependent initialisation of
+  Krähenbühl et al. (``splitbrain.init.kraehenbuehl_init_(model, raw_batch)``), run on 256
+  random crops of the evaluation's own training images. ``init:gaussian:...`` is the first.
+
+The gaussian network gets BatchNorm statistics measured on 10 batches of 80 of those images,
+as ``splitbrain pretrain --variant gaussian`` does (an untrained net's eval-mode activations
+would otherwise explode or vanish in the deep layers); the Krähenbühl initialisation sets them
+itself, to the statistics of its batch. ``NAME=SPEC`` names a model in the
+tables (default: the run folder of a ``weights.safetensors``, else the file's stem or the
+spec itself).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+
+from ..data import TrainTransform
+from ..models import PRESETS, SplitBrain
+from ..variants import build
+from ..weights import load
+from .data import LabelledData, loader
+from .features import eval_geometry
+
+INITS = ("gaussian", "kraehenbuehl")
+CALIBRATION_BATCHES = 10
+CALIBRATION_BATCH_SIZE = 80  # pre-training's default batch, as for the gaussian variant
+INIT_BATCH_SIZE = 256  # the top of the 64-256 images splitbrain.init asks for
+
+
+def split_name(spec: str) -> tuple[str, str]:
+    """(name shown in tables, model spec) of ``NAME=SPEC`` or of a bare spec."""
+    name, sep, rest = spec.partition("=")
+    if sep and name and "/" not in name:
+        return name, rest
+    path = Path(spec)
+    if path.suffix == ".safetensors":
+        return (path.parent.name or path.stem) if path.stem == "weights" else path.stem, spec
+    return spec, spec
+
+
+def parse_baseline(spec: str) -> tuple[str, str, float] | None:
+    """(init, preset, width) of a baseline spec, None for a weights file; ValueError if it
+    looks like a baseline but is malformed."""
+    parts = spec.split(":")
+    if parts[0] == "gaussian":
+        parts = ["init", *parts]
+    if parts[0] != "init" or len(parts) < 2:
+        return None
+    usage = (
+        f"{spec!r}: expected gaussian:PRESET[:WIDTH] or init:{{{','.join(INITS)}}}:PRESET[:WIDTH]"
+    )
+    if len(parts) not in (3, 4) or parts[1] not in INITS or parts[2] not in PRESETS:
+        raise ValueError(f"{usage} with PRESET one of {', '.join(PRESETS)}")
+    try:
+        width = float(parts[3]) if len(parts) == 4 else 1.0
+    except ValueError:
+        raise ValueError(f"{usage}: width {parts[3]!r} is not a number") from None
+    if width <= 0:
+        raise ValueError(f"{usage}: width must be positive")
+    return parts[1], parts[2], width
+
+
+def _kraehenbuehl():
+    """``splitbrain.init.kraehenbuehl_init_``, written separately; a clear error until it is."""
+    try:
+        module = importlib.import_module("splitbrain.init")
+    except ModuleNotFoundError as error:
+        if error.name != "splitbrain.init":
+            raise
+        raise ValueError(
+            "init:kraehenbuehl needs splitbrain.init.kraehenbuehl_init_, which this "
+            "installation does not have"
+        ) from None
+    if not hasattr(module, "kraehenbuehl_init_"):
+        raise ValueError("splitbrain.init has no kraehenbuehl_init_(model, raw_batch)")
+    return module.kraehenbuehl_init_
+
+
+def build_baseline(
+    init: str, preset: str, width: float, data: LabelledData, seed: int = 0
+) -> SplitBrain:
+    """An untrained split-brain network initialised by ``init`` from ``data``'s training
+    images (random crops, as in pre-training), ready for evaluation in eval mode."""
+    from ..training import calibrate_batchnorm
+
+    init_ = _kraehenbuehl() if init == "kraehenbuehl" else None
+    torch.manual_seed(seed)
+    model = build("gaussian" if init == "gaussian" else "splitbrain", preset, width=width)
+    resize, crop = eval_geometry(preset)
+    train = data.dataset("train", TrainTransform(resize, crop))
+    if init_ is None:
+        batches = loader(train, CALIBRATION_BATCH_SIZE, shuffle=True, seed=seed)
+        calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
+    else:  # it sets the BatchNorm statistics itself, to those of its batch
+        images, _ = next(iter(loader(train, INIT_BATCH_SIZE, shuffle=True, seed=seed)))
+        init_(model, images.float() / 255.0, seed=seed)
+    return model.eval()
+
+
+def open_model(spec: str, data: LabelledData, seed: int = 0) -> tuple[str, SplitBrain]:
+    """(name, model in eval mode) for a weights file or a baseline spec, optionally NAME=..."""
+    name, spec = split_name(spec)
+    baseline = parse_baseline(spec)
+    if baseline is None:
+        return name, load(spec).eval()
+    return name, build_baseline(*baseline, data, seed)

@@ -1,0 +1,143 @@
+"""Labelled train/test data for the evaluations, from any image source.
+
+Labels come from the source (class folders, CIFAR/STL labels, npz ``labels``); items without a
+label (-1: loose files in a class-folder tree, STL's unlabeled part) are left out. The data of
+an evaluation is independent of the pre-training data: any spec works with any weights.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..data import (
+    BadImageLog,
+    DatasetError,
+    EvalTransform,
+    ImageDataset,
+    ImageSource,
+    TrainTransform,
+    open_source,
+    scan_source,
+)
+
+log = logging.getLogger("splitbrain.evaluate")
+
+
+def require_labels(source: ImageSource) -> None:
+    """Raise a DatasetError naming ``source`` when it has no labelled item."""
+    if source.labels is None or not (source.labels >= 0).any():
+        raise DatasetError(
+            f"{source.spec} (split {source.split}) has no labels; evaluation needs labelled "
+            "images: class subfolders, CIFAR or STL-10 train/test, or an npz with 'labels'"
+        )
+
+
+class LabelledData:
+    """A labelled train and test source, each scanned for bad files once, giving datasets for
+    any transform. ``num_classes`` covers the labels of both splits. ``labelled=False`` admits
+    sources without labels (multi-label fine-tuning brings its own label matrix)."""
+
+    def __init__(
+        self,
+        train: ImageSource,
+        test: ImageSource,
+        max_bad_fraction: float = 0.01,
+        progress: bool = True,
+        labelled: bool = True,
+    ) -> None:
+        if labelled:
+            require_labels(train)
+            require_labels(test)
+        self.train, self.test = train, test
+        self.max_bad_fraction = max_bad_fraction
+        self.progress = progress
+        self.labelled = labelled
+        labels = [s.labels for s in (train, test) if s.labels is not None and len(s.labels)]
+        top = max((int(x.max()) + 1 for x in labels), default=0)
+        self.num_classes = max(top, len(train.classes or []))
+        self._logs: dict[tuple[str, int], BadImageLog] = {}
+
+    @classmethod
+    def open(
+        cls,
+        data: str,
+        test_data: str | None = None,
+        download: bool = False,
+        max_bad_fraction: float = 0.01,
+        progress: bool = True,
+        labelled: bool = True,
+    ) -> LabelledData:
+        """``data``'s train split and ``test_data``'s test split (default: ``data``'s)."""
+        train = open_source(data, split="train", download=download)
+        test = open_source(test_data or data, split="test", download=download)
+        if test_data is None and train.format == "npz":
+            log.warning(
+                "%s is one split: the test scores are on the training images; "
+                "pass --test-data for a held-out set",
+                data,
+            )
+        return cls(train, test, max_bad_fraction, progress, labelled)
+
+    def describe(self) -> str:
+        return f"train: {self.train.describe()}\ntest:  {self.test.describe()}"
+
+    def _scan(self, which: str, min_side: int) -> BadImageLog:
+        source = self.train if which == "train" else self.test
+        key = (which, min_side)
+        if key not in self._logs:
+            self._logs[key] = scan_source(
+                source, self.max_bad_fraction, min_side, progress=self.progress
+            )
+        return self._logs[key]
+
+    def dataset(self, which: str, transform: TrainTransform | EvalTransform) -> Dataset:
+        """The ``train`` or ``test`` items that are usable (and labelled, if required)."""
+        source = self.train if which == "train" else self.test
+        min_side = transform.crop // 2
+        dataset = ImageDataset(
+            source, transform, log=self._scan(which, min_side), min_side=min_side
+        )
+        if not self.labelled:
+            return dataset
+        keep = np.flatnonzero(source.labels[dataset.indices] >= 0)
+        return dataset if len(keep) == len(dataset) else Subset(dataset, keep)
+
+
+class WithIndex(Dataset):
+    """An ImageDataset whose items carry their source index instead of their label, to look
+    up rows of a label matrix (multi-label fine-tuning)."""
+
+    def __init__(self, dataset: ImageDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, k: int):
+        item = self.dataset[k]
+        return None if item is None else (item[0], int(self.dataset.indices[k]))
+
+
+def loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> DataLoader:
+    """uint8 batches; shuffled with a generator of its own, so the order depends on ``seed``
+    alone and several models of one call see the same batches."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        num_workers=workers,
+        collate_fn=ImageDataset.collate,
+        persistent_workers=workers > 0 and shuffle,
+        prefetch_factor=4 if workers else None,
+    )

@@ -1,0 +1,228 @@
+"""Fine-tuning (SPEC section 5): the whole network, or everything above a chosen layer, with a
+new linear head on spatially averaged fc7 (or conv5) features.
+
+Single-label data is scored by top-1 (and top-5 above 10 classes); multi-label data (PASCAL VOC
+classification) by mean average precision, with a label matrix of 1 (present), 0 (absent) and
+-1 (ignored, VOC's "difficult") per image and class. Training runs on Lightning: the trunk's
+forward and backward dominate, as in pre-training. Frozen layers stay in eval mode (their
+BatchNorm statistics do not move); trained layers' BatchNorm use batch statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import EvalTransform, TrainTransform
+from ..models import PRESET_INPUT, SplitBrain
+from .data import LabelledData, WithIndex, loader
+from .features import activation_shapes, device_for, eval_geometry, to_raw
+from .metrics import mean_average_precision, topk_correct
+from .probe import LR_MILESTONES, sgd_with_steps
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of a fine-tuning run; the defaults suit CIFAR-10-sized data."""
+
+    head_layer: str | None = None  # default: fc7 where the model has it, else conv5
+    freeze_through: str | None = None  # this layer and all below stay frozen; None: none
+    epochs: int = 10
+    lr: float = 0.01
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[float, ...] = LR_MILESTONES
+    lr_gamma: float = 0.1
+    crop: int | None = None
+    resize: int | None = None
+    workers: int = 2
+    accelerator: str = "auto"
+    precision: str | None = None  # default bf16-mixed on GPU, 32-true on CPU
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FinetuneResult:
+    """``scores``: top1 (and top5) or mAP, in percent; ``per_class_ap`` for multi-label."""
+
+    name: str
+    head_layer: str
+    freeze_through: str | None
+    scores: dict[str, float]
+    per_class_ap: list[float] = field(default_factory=list)
+    train_items: int = 0
+    test_items: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def default_head_layer(model: SplitBrain) -> str:
+    return "fc7" if "fc7" in model.layer_names else "conv5"
+
+
+class FinetuneNet(nn.Module):
+    """A model's towers up to ``head_layer``, concatenated, averaged over space, then a new
+    linear layer. Layers up to ``freeze_through`` get no gradient and stay in eval mode."""
+
+    def __init__(
+        self, model: SplitBrain, outputs: int, head_layer: str, freeze_through: str | None = None
+    ) -> None:
+        super().__init__()
+        names = model.layer_names
+        for layer in filter(None, (head_layer, freeze_through)):
+            if layer not in names:
+                raise ValueError(f"the model has no layer {layer} (it has {', '.join(names)})")
+        if freeze_through and names.index(freeze_through) > names.index(head_layer):
+            raise ValueError(
+                f"cannot freeze through {freeze_through}, above the head's input {head_layer}"
+            )
+        self.model = model.to(memory_format=torch.channels_last)
+        self.head_layer = head_layer
+        used = names[: names.index(head_layer) + 1]
+        frozen = used[: names.index(freeze_through) + 1] if freeze_through else []
+        towers = [e.tower.layers for e in model.encoders]
+        self.frozen = [t[n] for t in towers for n in frozen]
+        self.trained = [t[n] for t in towers for n in used if n not in frozen]
+        model.requires_grad_(False)
+        for module in self.trained:
+            module.requires_grad_(True)
+        channels = activation_shapes(model, PRESET_INPUT[model.config.preset])[head_layer][0]
+        self.head = nn.Linear(channels, outputs)
+
+    def train(self, mode: bool = True) -> FinetuneNet:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def forward(self, images: Tensor) -> Tensor:
+        """uint8 (N,3,H,W) images -> (N, outputs) logits."""
+        model = self.model
+        channels = model.channels(to_raw(images))
+        parts = [
+            e.tower(model.encoder_input(e, channels), [self.head_layer])[self.head_layer]
+            for e in model.encoders
+        ]
+        return self.head(torch.cat(parts, 1).mean((2, 3)))
+
+
+def _loss(logits: Tensor, target: Tensor, multilabel: bool) -> Tensor:
+    if not multilabel:
+        return F.cross_entropy(logits, target)
+    known = target >= 0
+    return F.binary_cross_entropy_with_logits(logits[known], target[known].float())
+
+
+class _FinetuneTask(L.LightningModule):
+    def __init__(
+        self, net: FinetuneNet, config: FinetuneConfig, total_steps: int, targets: Tensor | None
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.total_steps = total_steps
+        self.targets = targets  # multi-label: rows by source index; None: single-label
+
+    def on_train_start(self) -> None:
+        self.net.train()  # Lightning keeps submodules' modes; models arrive in eval mode
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int):
+        images, y = batch
+        if images.shape[0] == 0:
+            return None
+        if self.targets is not None:
+            y = self.targets[y.cpu()].to(images.device)
+        loss = _loss(self.net(images), y, self.targets is not None)
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        optimiser, schedule = sgd_with_steps(
+            self.net.trainable_parameters(), self.config, self.total_steps
+        )
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def load_targets(path: str, count: int) -> Tensor:
+    """A multi-label matrix (count, C) of 1 / 0 / -1 from a .npy file."""
+    matrix = np.load(path, allow_pickle=False)
+    if matrix.ndim != 2 or len(matrix) != count:
+        raise ValueError(f"{path}: expected a ({count}, classes) label matrix, got {matrix.shape}")
+    if not np.isin(matrix, (-1, 0, 1)).all():
+        raise ValueError(f"{path}: labels must be 1 (present), 0 (absent) or -1 (ignored)")
+    return torch.from_numpy(matrix.astype(np.int64))
+
+
+def finetune(
+    model: SplitBrain,
+    data: LabelledData,
+    config: FinetuneConfig | None = None,
+    name: str = "model",
+    targets: tuple[Tensor, Tensor] | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``model`` (in place) with a new head on ``data``'s training images and score
+    it on its test images. ``targets`` (train, test label matrices indexed by source item)
+    make it multi-label, scored by mAP."""
+    config = config or FinetuneConfig()
+    L.seed_everything(config.seed, verbose=False)
+    multilabel = targets is not None
+    head_layer = config.head_layer or default_head_layer(model)
+    outputs = targets[0].shape[1] if multilabel else data.num_classes
+    net = FinetuneNet(model, outputs, head_layer, config.freeze_through)
+    resize, crop = eval_geometry(model.config.preset, config.crop, config.resize)
+    train = data.dataset("train", TrainTransform(resize, crop))
+    test = data.dataset("test", EvalTransform(resize, crop))
+    if multilabel:
+        train, test = WithIndex(train), WithIndex(test)
+    batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
+    device = device_for(config.accelerator)
+    seconds = {}
+    start = time.perf_counter()
+    task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)
+    trainer = L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        precision=config.precision or ("bf16-mixed" if device.type == "cuda" else "32-true"),
+        max_epochs=config.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=config.progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(task, train_dataloaders=batches)
+    seconds["train"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    net.to(device).eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for images, y in loader(test, config.batch_size, config.workers):
+            if images.shape[0]:
+                logits.append(net(images.to(device)).float().cpu())
+                labels.append(targets[1][y] if multilabel else y)
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    seconds["test"] = time.perf_counter() - start
+    per_class: list[float] = []
+    if multilabel:
+        mean_ap, per_class = mean_average_precision(logits, labels)
+        scores = {"mAP": 100.0 * mean_ap}
+    else:
+        ks = (1, 5) if outputs > 10 else (1,)
+        hits = topk_correct(logits, labels, ks)
+        scores = {f"top{k}": 100.0 * n / len(labels) for k, n in hits.items()}
+    return FinetuneResult(
+        name, head_layer, config.freeze_through, scores, per_class, len(train), len(labels), seconds
+    )

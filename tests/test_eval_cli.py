@@ -1,0 +1,131 @@
+"""The evaluation commands: probe, knn and finetune, their reports and their errors."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import splitbrain as sb
+from splitbrain.cli import main
+
+FAST = ["--workers", "0", "--no-progress", "--batch-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory) -> dict[str, Path]:
+    """Train and test npz files of 32 px images with 3 (or 12) classes, one unlabeled file,
+    and a tiny saved model."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, n in (("train", 96), ("test", 48)):
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        paths[name] = folder / f"{name}.npz"
+        np.savez(paths[name], images=images, labels=np.arange(n) % 3)
+        paths[f"{name}12"] = folder / f"{name}12.npz"
+        np.savez(paths[f"{name}12"], images=images, labels=np.arange(n) % 12)
+    paths["unlabeled"] = folder / "unlabeled.npz"
+    np.savez(paths["unlabeled"], images=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    paths["weights"] = sb.save(
+        sb.build("splitbrain", preset="small", width=0.125), folder / "run" / "weights.safetensors"
+    )
+    return paths
+
+
+def data_args(npz, suffix: str = "") -> list[str]:
+    return ["--data", f"npz:{npz['train' + suffix]}", "--test-data", f"npz:{npz['test' + suffix]}"]
+
+
+def test_probe_writes_one_table_and_plot_for_several_models(npz, tmp_path, capsys):
+    out = tmp_path / "probe"
+    argv = ["probe", "--weights", str(npz["weights"]), "gaussian:small:0.125", *data_args(npz),
+            "--layers", "conv1,conv3", "--epochs", "1", "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mode: augmented" in printed and "probe grids at 32 px: conv1 27x27x12" in printed
+    report = json.loads((out / "probe.json").read_text())
+    (table,) = report["tables"]
+    assert table["columns"] == ["conv1", "conv3"]
+    assert list(table["rows"]) == ["run", "gaussian:small:0.125"]  # one row per model
+    assert report["settings"]["mode"].startswith("augmented")
+    assert "| run |" in (out / "probe.md").read_text()
+    assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_probe_cached_mode_all_layers_and_top5(npz, tmp_path, capsys):
+    out = tmp_path / "cached"
+    argv = ["probe", "--weights", f"mine={npz['weights']}", *data_args(npz, "12"),
+            "--layers", "all", "--epochs", "1", "--cache-features", "--cache-dir",
+            str(tmp_path / "cache"), "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert "mode: cached features" in capsys.readouterr().out
+    report = json.loads((out / "probe.json").read_text())
+    top1, top5 = report["tables"]  # 12 classes: top-5 as well
+    assert top5["metric"] == "top-5 (%)"
+    assert top1["columns"] == sb.build("splitbrain", preset="small").layer_names
+    assert list((tmp_path / "cache").iterdir()) == []  # the feature cache is cleaned up
+
+
+def test_knn_command(npz, tmp_path, capsys):
+    out = tmp_path / "knn"
+    argv = ["knn", "--weights", str(npz["weights"]), *data_args(npz), "--layers",
+            "conv5,fc7", "--k", "5,20", "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "knn.json").read_text())
+    assert [t["metric"] for t in report["tables"]] == ["top-1 k=5 (%)", "top-1 k=20 (%)"]
+    assert report["tables"][0]["columns"] == ["conv5", "fc7"]
+    assert (out / "knn.png").exists()
+
+
+def test_finetune_single_and_multi_label(npz, tmp_path):
+    out = tmp_path / "ft"
+    base = ["finetune", "--weights", str(npz["weights"]), *data_args(npz), "--epochs", "1",
+            "--freeze-through", "pool5", *FAST]  # fmt: skip
+    assert main([*base, "--out", str(out)]) == 0
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["tables"][0]["metric"] == "top1 (%)"
+    assert report["models"][0]["head_layer"] == "fc7"
+
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 96), ("test", 48)):
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 2, (n, 5)))
+    argv = [*base, "--targets", str(tmp_path / "train.npy"), "--test-targets",
+            str(tmp_path / "test.npy"), "--out", str(tmp_path / "ml")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "ml" / "finetune.json").read_text())
+    assert report["tables"][0]["metric"] == "mAP (%)"
+    assert len(report["models"][0]["per_class_ap"]) == 5
+
+
+def test_unlabeled_data_is_a_clear_error(npz, capsys):
+    argv = ["knn", "--weights", "gaussian:small:0.125", "--data", f"npz:{npz['unlabeled']}", *FAST]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert "has no labels" in error and len(error.splitlines()) == 1
+
+
+def test_kraehenbuehl_without_the_init_module_is_a_clear_error(npz, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "splitbrain.init", None)  # as if not written yet
+    argv = ["knn", "--weights", "init:kraehenbuehl:small:0.125", *data_args(npz), *FAST]
+    assert main(argv) == 1
+    assert "kraehenbuehl_init_" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["probe", "--layers", "conv9"], "--layers: unknown layer conv9"),
+        (["knn", "--k", "0"], "--k: neighbour counts must be positive"),
+        (["finetune", "--targets", "x.npy"], "--targets and --test-targets go together"),
+    ],
+)
+def test_argument_errors_exit_2_with_one_line(npz, argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--weights", "gaussian:small", "--data", f"npz:{npz['train']}"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
