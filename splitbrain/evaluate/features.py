@@ -9,6 +9,7 @@ dimension count comes closest to 9,000, never larger than the activation itself.
 
 from __future__ import annotations
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -173,3 +174,23 @@ def device_for(accelerator: str) -> torch.device:
     if accelerator == "cpu":
         return torch.device("cpu")
     raise ValueError(f"unknown accelerator {accelerator!r}; choose cpu, gpu or auto")
+
+
+def single_device_trainer(
+    device: torch.device, epochs: int, precision: str, progress: bool
+) -> L.Trainer:
+    """The Lightning trainer of the evaluation fits: one device, no logger, checkpoints or
+    validation, batches from our own loaders."""
+    return L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+    )

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..data import EvalTransform, TrainTransform
 from ..models import PRESET_INPUT, SplitBrain
 from .data import LabelledData, WithIndex, loader
-from .features import activation_shapes, device_for, eval_geometry, to_raw
+from .features import activation_shapes, device_for, eval_geometry, single_device_trainer, to_raw
 from .metrics import mean_average_precision, topk_correct
 from .probe import LR_MILESTONES, sgd_with_steps
 
@@ -189,19 +189,8 @@ def finetune(
     seconds = {}
     start = time.perf_counter()
     task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)
-    trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        precision=config.precision or ("bf16-mixed" if device.type == "cuda" else "32-true"),
-        max_epochs=config.epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=config.progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-    )
+    precision = config.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    trainer = single_device_trainer(device, config.epochs, precision, config.progress)
     trainer.fit(task, train_dataloaders=batches)
     seconds["train"] = time.perf_counter() - start
 

@@ -49,6 +49,7 @@ from .features import (
     device_for,
     eval_geometry,
     probe_grids,
+    single_device_trainer,
 )
 from .metrics import topk_correct
 
@@ -254,18 +255,7 @@ def _probe_augmented(
     start = time.perf_counter()
     total_steps = config.epochs * len(batches)
     task = _ProbeTask(trunk, heads, config, total_steps)
-    trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        max_epochs=config.epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=config.progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-    )
+    trainer = single_device_trainer(device, config.epochs, "32-true", config.progress)
     trainer.fit(task, train_dataloaders=batches)
     seconds["train"] = time.perf_counter() - start
 
