@@ -19,8 +19,10 @@ def main() -> None:
     levels = torch.arange(256, dtype=torch.float64) / 255
     cube = torch.stack(torch.meshgrid(levels, levels, levels, indexing="ij"), 0)
     cube = cube.reshape(1, 3, -1, 1)
-    print(f"{'dtype':<8} {'max |dL|':>9} {'max |da|':>9} {'max |db|':>9} {'round trip':>11} "
-          f"{'Mpx/s':>7}")
+    print(
+        f"{'dtype':<8} {'max |dL|':>9} {'max |da|':>9} {'max |db|':>9} {'round trip':>11} "
+        f"{'Mpx/s':>7}"
+    )
     for dtype in (torch.float32, torch.float64):
         worst, trip, seconds = np.zeros(3), 0.0, 0.0
         for chunk in cube.split(2**21, dim=2):
@@ -33,8 +35,10 @@ def main() -> None:
             worst = np.maximum(worst, np.abs(ours - reference).max(axis=(0, 1, 2)))
             trip = max(trip, float((color.lab_to_rgb(lab) - x).abs().max()))
         dl, da, db = worst
-        print(f"{str(dtype).split('.')[1]:<8} {dl:>9.2e} {da:>9.2e} {db:>9.2e} {trip:>11.2e} "
-              f"{cube.shape[2] / seconds / 1e6:>7.1f}")
+        print(
+            f"{str(dtype).split('.')[1]:<8} {dl:>9.2e} {da:>9.2e} {db:>9.2e} {trip:>11.2e} "
+            f"{cube.shape[2] / seconds / 1e6:>7.1f}"
+        )
 
 
 if __name__ == "__main__":

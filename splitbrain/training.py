@@ -291,7 +291,7 @@ def open_training_data(config: TrainConfig) -> tuple[Dataset, Callable[[], str]]
         return dataset, dataset.report
     source = open_source(config.data, split="train", download=config.download)
     print(f"data: {source.describe()}")
-    bad = scan_source(source, max_bad_fraction=config.max_bad_fraction, min_side=config.crop // 2)
+    bad = scan_source(source, config.max_bad_fraction, config.crop // 2, progress=config.progress)
     transform = TrainTransform(config.resize, config.crop)
     return ImageDataset(source, transform, log=bad, min_side=config.crop // 2), bad.summary
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UsageError, positive
-from .probe import ALL_LAYERS, add_eval_arguments, check_common, open_data
+from ..cli import UsageError
+from .probe import ALL_LAYERS, add_eval_arguments, add_sgd_arguments, check_common, open_data
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,14 +31,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="freeze this layer and all below it (pool5: the paper's 'fc6-8 only'); "
         "default: train everything",
     )
-    p.add_argument("--epochs", type=positive(int), default=10, help="default 10")
-    p.add_argument(
-        "--lr",
-        type=positive(float),
-        default=0.01,
-        help="learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run (default 0.01)",
-    )
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    add_sgd_arguments(p, epochs=10)
     p.add_argument(
         "--targets",
         metavar="NPY",

@@ -76,6 +76,23 @@ def add_eval_arguments(
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_sgd_arguments(p: argparse.ArgumentParser, epochs: int) -> None:
+    """The SGD schedule of the probe and fine-tuning: epochs, learning rate, weight decay."""
+    p.add_argument(
+        "--epochs",
+        type=positive(int),
+        default=epochs,
+        help=f"passes over the training images (default {epochs})",
+    )
+    p.add_argument(
+        "--lr",
+        type=positive(float),
+        default=0.01,
+        help="learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run (default 0.01)",
+    )
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="default 5e-4")
+
+
 def parse_layers(text: str) -> list[str] | None:
     """The --layers list; None for 'all'."""
     if text == "all":
@@ -133,19 +150,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "images and the heads train on cached features (much faster on a CPU).",
     )
     add_eval_arguments(p, "conv1,conv2,conv3,conv4,conv5", "runs/probe", 256)
-    p.add_argument(
-        "--epochs",
-        type=positive(int),
-        default=30,
-        help="passes over the training images (default 30)",
-    )
-    p.add_argument(
-        "--lr",
-        type=positive(float),
-        default=0.01,
-        help="learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run (default 0.01)",
-    )
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    add_sgd_arguments(p, epochs=30)
     p.add_argument(
         "--cache-features",
         action="store_true",

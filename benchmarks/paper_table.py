@@ -1,0 +1,335 @@
+"""The paper's Table 2 at CIFAR-10 scale: every variant pre-trained on the same budget, then
+the linear probe on conv1..conv5, beside the paper's ImageNet numbers.
+
+    python benchmarks/paper_table.py            # all 13 rows (about 3 h on 2 CPU cores)
+    python benchmarks/paper_table.py --quick    # gaussian, l2ab-cl, ab2l-cl, splitbrain on
+                                                # the 5k exact-pixel subset (under 20 min)
+
+Resumable: finished rows are read back from the JSON and not run again, and a pre-training
+that was stopped resumes from its last checkpoint. The JSON, a markdown table and a PNG plot
+go to benchmarks/results/ (paper_table_cifar10[_quick].{json,md,png}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from splitbrain.atomic import atomic_write
+from splitbrain.evaluate import LabelledData, ProbeConfig, Table, build_baseline, linear_probe
+from splitbrain.evaluate.report import plot
+from splitbrain.training import TrainConfig, pretrain
+from splitbrain.weights import load
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = REPO.parent / "shared" / "data" / "cifar10"
+RESULTS = REPO / "benchmarks" / "results"
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+DEEP = ("conv3", "conv4", "conv5")
+
+# Table 2 of the paper (SPEC section 3): row key, the paper's name, ImageNet top-1 conv1..conv5.
+PAPER = {
+    "gaussian": ("Gaussian", (11.6, 17.1, 16.9, 16.3, 14.1)),
+    "kraehenbuehl": ("Krähenbühl", (17.5, 23.0, 24.5, 23.2, 20.6)),
+    "lab2lab": ("Lab→Lab", (12.9, 20.1, 18.5, 15.1, 11.5)),
+    "lab2lab-drop50": ("Lab(drop50)→Lab", (12.1, 20.4, 19.7, 16.1, 12.3)),
+    "l2ab-cl": ("L→ab (cl)", (12.5, 25.4, 32.4, 33.1, 32.0)),
+    "l2ab-reg": ("L→ab (reg)", (12.3, 23.5, 29.6, 31.1, 30.1)),
+    "ab2l-cl": ("ab→L (cl)", (11.6, 19.2, 22.6, 21.7, 19.2)),
+    "ab2l-reg": ("ab→L (reg)", (11.5, 19.4, 23.5, 23.9, 21.7)),
+    "joint": ("(L,ab)→(ab,L)", (15.1, 22.6, 24.4, 23.2, 21.1)),
+    "joint-full": ("(L,ab,Lab)→(ab,L,Lab)", (15.4, 22.9, 24.0, 22.0, 18.9)),
+    "ensemble-l2ab": ("Ensembled L→ab", (11.7, 23.7, 30.9, 32.2, 31.3)),
+    "splitbrain-reg": ("Split-Brain (reg,reg)", (17.4, 27.9, 33.6, 34.2, 32.3)),
+    "splitbrain": ("Split-Brain (cl,cl)", (17.7, 29.3, 35.4, 35.2, 32.8)),
+}
+BASELINES = {"gaussian": "gaussian", "kraehenbuehl": "kraehenbuehl"}  # row -> init, untrained
+QUICK_ROWS = ("gaussian", "l2ab-cl", "ab2l-cl", "splitbrain")
+AUTOENCODER_SLACK = 2.0  # points above gaussian that still count as "near random init"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything the numbers depend on; the same for every row of one table."""
+
+    data: str
+    test_data: str | None
+    preset: str = "small"
+    width: float = 0.5
+    epochs: float = 3.0
+    batch_size: int = 128
+    lr: float = 1e-3
+    probe_epochs: int = 30
+    probe_batch_size: int = 256
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def full_recipe() -> Recipe:
+    return Recipe(data=f"folder:{CIFAR}", test_data=None)
+
+
+def quick_recipe() -> Recipe:
+    return Recipe(
+        data=f"npz:{CIFAR / 'exact_train.npz'}",
+        test_data=f"npz:{CIFAR / 'exact_test.npz'}",
+        epochs=15.0,
+    )
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{sha}{'+dirty' if dirty else ''}" if sha else "unknown"
+
+
+def read_results(path: Path, recipe: Recipe) -> dict:
+    """The finished rows of an earlier run of the same recipe; a different recipe is an error
+    (its rows would not be comparable)."""
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    if record.get("recipe") != json.loads(json.dumps(recipe.as_dict())):
+        raise SystemExit(
+            f"{path} holds a table for a different recipe ({record.get('recipe')}); "
+            "pass --json with another path, or delete it to start over"
+        )
+    return record.get("rows", {})
+
+
+def pretrain_row(
+    row: str, recipe: Recipe, runs: Path, progress: bool, workers: int
+) -> tuple[Path, dict]:
+    config = TrainConfig(
+        data=recipe.data,
+        out=str(runs / row),
+        variant=row,
+        preset=recipe.preset,
+        width=recipe.width,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        seed=recipe.seed,
+        progress=progress,
+        workers=workers,
+    )
+    resumed = (runs / row / "checkpoints" / "last.ckpt").exists()
+    start = time.perf_counter()
+    weights = pretrain(config)
+    return weights, {"pretrain_seconds": time.perf_counter() - start, "resumed": resumed}
+
+
+def run_row(
+    row: str, recipe: Recipe, data: LabelledData, runs: Path, progress: bool, workers: int = 2
+) -> dict:
+    """Pre-train (unless a baseline) and probe one row; returns its JSON record."""
+    record: dict = {"pretrain_seconds": 0.0}
+    if row in BASELINES:
+        model = build_baseline(BASELINES[row], recipe.preset, recipe.width, data, recipe.seed)
+    else:
+        weights, timing = pretrain_row(row, recipe, runs, progress, workers)
+        record.update(timing)
+        model = load(weights).eval()
+    probe = ProbeConfig(
+        layers=LAYERS,
+        epochs=recipe.probe_epochs,
+        batch_size=recipe.probe_batch_size,
+        cache_features=True,
+        seed=recipe.seed,
+        progress=progress,
+        workers=workers,
+    )
+    result = linear_probe(model, data, probe, name=row)
+    record.update(
+        top1=result.top1,
+        probe_seconds=result.seconds["total"],
+        probe_train_items=result.train_items,
+        probe_test_items=result.test_items,
+        commit=git_commit(),
+        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    return record
+
+
+def claims(rows: dict) -> list[tuple[str, str]]:
+    """Each of the paper's claims with our verdict and margin, or 'pending' while rows are
+    missing. Margins are in points of top-1 at conv3..conv5 (the deep layers)."""
+
+    def deep(row: str) -> list[float]:
+        return [rows[row]["top1"][layer] for layer in DEEP]
+
+    def beats(winner: str, rivals: list[str]) -> str:
+        if any(r not in rows for r in [winner, *rivals]):
+            return "pending"
+        margins = [w - max(deep(r)[i] for r in rivals) for i, w in enumerate(deep(winner))]
+        verdict = "reproduced" if min(margins) >= 0 else "not reproduced"
+        detail = ", ".join(f"{layer} {m:+.1f}" for layer, m in zip(DEEP, margins, strict=True))
+        return f"{verdict} (margin over the best rival: {detail})"
+
+    def near_random() -> str:
+        rows_needed = ["gaussian", "lab2lab", "lab2lab-drop50"]
+        if any(r not in rows for r in rows_needed):
+            return "pending"
+        gains = {
+            r: [rows[r]["top1"][c] - rows["gaussian"]["top1"][c] for c in ("conv4", "conv5")]
+            for r in rows_needed[1:]
+        }
+        ok = all(g <= AUTOENCODER_SLACK for gs in gains.values() for g in gs)
+        detail = "; ".join(f"{r} {gs[0]:+.1f} / {gs[1]:+.1f}" for r, gs in gains.items())
+        verdict = "reproduced" if ok else "not reproduced"
+        return f"{verdict} (gain over gaussian at conv4 / conv5: {detail})"
+
+    others = ["l2ab-cl", "ab2l-cl", "joint", "joint-full", "ensemble-l2ab", "splitbrain-reg"]
+    return [
+        (
+            "split-brain (cl,cl) beats its halves and every other aggregation",
+            beats("splitbrain", others),
+        ),
+        (
+            "split-brain (cl,cl) beats its halves (L→ab cl, ab→L cl)",
+            beats("splitbrain", ["l2ab-cl", "ab2l-cl"]),
+        ),
+        ("cl beats reg for L→ab", beats("l2ab-cl", ["l2ab-reg"])),
+        ("L→ab beats ab→L (cl)", beats("l2ab-cl", ["ab2l-cl"])),
+        (
+            f"autoencoders stay near random init in conv4/conv5 (within {AUTOENCODER_SLACK:g} "
+            "points of gaussian)",
+            near_random(),
+        ),
+    ]
+
+
+def markdown(rows: dict, recipe: Recipe, order: list[str]) -> str:
+    """Table 2 layout: our CIFAR-10 top-1 beside the paper's ImageNet top-1, best of ours in
+    bold per layer, then times and the claims."""
+    done = [r for r in order if r in rows]
+    best = {c: max((rows[r]["top1"][c] for r in done), default=math.nan) for c in LAYERS}
+
+    def ours(row: str, layer: str) -> str:
+        if row not in rows:
+            return "…"
+        value = rows[row]["top1"][layer]
+        return f"**{value:.1f}**" if value == best[layer] else f"{value:.1f}"
+
+    head = " | ".join(LAYERS)
+    lines = [
+        f"| row | paper's name | {head} | {head} |",
+        "|---|---|" + "---:|" * 10,
+        "| | | *ours, CIFAR-10* | | | | | *paper, ImageNet* | | | | |",
+    ]
+    for row in order:
+        name, paper = PAPER[row]
+        cells = [ours(row, layer) for layer in LAYERS] + [f"{v:.1f}" for v in paper]
+        lines.append(f"| `{row}` | {name} | {' | '.join(cells)} |")
+    lines += ["", "| row | pre-training | probe |", "|---|---:|---:|"]
+    for row in done:
+        pre, probe = rows[row]["pretrain_seconds"], rows[row]["probe_seconds"]
+        resumed = " (resumed)" if rows[row].get("resumed") else ""
+        lines.append(f"| `{row}` | {pre / 60:.1f} min{resumed} | {probe / 60:.1f} min |")
+    lines += ["", "| claim | verdict |", "|---|---|"]
+    lines += [f"| {claim} | {verdict} |" for claim, verdict in claims(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> None:
+    record = {
+        "recipe": recipe.as_dict(),
+        "commit": git_commit(),
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "layers": list(LAYERS),
+        "paper_imagenet": {row: dict(zip(LAYERS, PAPER[row][1], strict=True)) for row in PAPER},
+        "rows": rows,
+        "claims": dict(claims(rows)),
+    }
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+    md = path.with_suffix(".md")
+    atomic_write(md, lambda tmp: Path(tmp).write_text(markdown(rows, recipe, order)))
+    done = [r for r in order if r in rows]
+    if done:
+        table = Table("top-1 (%)", list(LAYERS), {r: rows[r]["top1"] for r in done})
+        plot([table], path.with_suffix(".png"), "Linear probes on CIFAR-10 after pre-training")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="four key rows on the 5k exact subset")
+    p.add_argument("--rows", help=f"comma-separated rows (default: all; {', '.join(PAPER)})")
+    p.add_argument("--json", type=Path, help="results file (default benchmarks/results/...)")
+    p.add_argument("--runs", type=Path, help="pre-training runs (default runs/paper_table/...)")
+    p.add_argument("--data", help="pre-training and probe training images (FORMAT:PATH)")
+    p.add_argument("--test-data", help="probe test images (default: the test split of --data)")
+    for name in ("width", "epochs", "lr"):
+        p.add_argument(f"--{name}", type=float, help="override the recipe's value")
+    p.add_argument("--batch-size", type=int, help="override the recipe's pre-training batch")
+    p.add_argument("--probe-epochs", type=int, help="override the recipe's probe epochs")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    recipe = quick_recipe() if args.quick else full_recipe()
+    overrides = {
+        "data": args.data,
+        "test_data": args.test_data,
+        "width": args.width,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "probe_epochs": args.probe_epochs,
+    }
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    stem = "paper_table_cifar10_quick" if args.quick else "paper_table_cifar10"
+    path = args.json or RESULTS / f"{stem}.json"
+    runs = args.runs or Path("runs") / "paper_table" / stem
+    order = list(QUICK_ROWS if args.quick else PAPER)
+    if args.rows:
+        order = [r.strip() for r in args.rows.split(",") if r.strip()]
+        unknown = [r for r in order if r not in PAPER]
+        if unknown:
+            raise SystemExit(
+                f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(PAPER)}"
+            )
+
+    rows = read_results(path, recipe)
+    # The four key rows first: a table cut short by the end of a sitting still compares them.
+    todo = sorted((r for r in order if r not in rows), key=lambda r: r not in QUICK_ROWS)
+    print(f"recipe: {recipe}\nrows done: {len(order) - len(todo)} of {len(order)}")
+    if todo:
+        data = LabelledData.open(recipe.data, recipe.test_data, progress=not args.no_progress)
+        for row in todo:
+            print(f"\n=== {row} ===")
+            rows[row] = run_row(row, recipe, data, runs, not args.no_progress, args.workers)
+            top1 = ", ".join(f"{k} {v:.1f}" for k, v in rows[row]["top1"].items())
+            print(f"{row}: {top1}")
+            write_outputs(path, recipe, rows, order)
+    write_outputs(path, recipe, rows, order)
+    print("\n" + markdown(rows, recipe, order))
+    print(f"results: {path} and its .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""benchmarks/paper_table.py: the Table 2 reproduction's bookkeeping (rows, resumption,
+recipe checks, claims), run end to end on a tiny npz."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_table.py"
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("paper_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["paper_table"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["paper_table"]
+
+
+@pytest.fixture
+def tiny(tmp_path) -> list[str]:
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 64), ("test", 32)):
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        np.savez(tmp_path / f"{name}.npz", images=images, labels=np.arange(n) % 3)
+    return [
+        "--data", f"npz:{tmp_path / 'train.npz'}", "--test-data", f"npz:{tmp_path / 'test.npz'}",
+        "--width", "0.125", "--epochs", "1", "--batch-size", "32", "--probe-epochs", "1",
+        "--json", str(tmp_path / "t.json"), "--runs", str(tmp_path / "runs"),
+        "--workers", "0", "--no-progress",
+    ]  # fmt: skip
+
+
+def test_rows_are_written_and_not_run_again(table, tiny, tmp_path, monkeypatch):
+    assert table.main([*tiny, "--rows", "gaussian,l2ab-cl"]) == 0
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert set(record["rows"]) == {"gaussian", "l2ab-cl"}
+    for row in record["rows"].values():
+        assert list(row["top1"]) == list(table.LAYERS)
+        assert all(0 <= v <= 100 for v in row["top1"].values())
+        assert row["probe_test_items"] == 32
+    assert record["rows"]["l2ab-cl"]["pretrain_seconds"] > 0
+    assert record["rows"]["gaussian"]["pretrain_seconds"] == 0
+    assert record["recipe"]["width"] == 0.125
+    assert record["paper_imagenet"]["splitbrain"]["conv3"] == 35.4
+    assert (tmp_path / "runs" / "l2ab-cl" / "weights.safetensors").exists()
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+    ran = []
+    fake = {**_row(1, 2, 3, 4, 5), "pretrain_seconds": 0, "probe_seconds": 0}
+    monkeypatch.setattr(table, "run_row", lambda row, *a, **k: ran.append(row) or fake)
+    table.main([*tiny, "--rows", "gaussian,l2ab-cl,ab2l-cl"])
+    assert ran == ["ab2l-cl"]  # the finished rows were read back, not run again
+    again = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert again["l2ab-cl"] == record["rows"]["l2ab-cl"] and again["ab2l-cl"]["top1"]["conv5"] == 5
+
+
+def test_a_different_recipe_is_refused(table, tiny, tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps({"recipe": {"width": 9}, "rows": {}}))
+    with pytest.raises(SystemExit, match="different recipe"):
+        table.main(tiny)
+
+
+def test_unknown_rows_are_refused(table, tiny):
+    with pytest.raises(SystemExit, match="unknown splitbrian"):
+        table.main([*tiny, "--rows", "splitbrian"])
+
+
+def _row(*values):
+    return {"top1": dict(zip(("conv1", "conv2", "conv3", "conv4", "conv5"), values, strict=True))}
+
+
+def test_claims_give_verdicts_with_margins(table):
+    rows = {
+        "gaussian": _row(50, 55, 56, 55, 53),
+        "lab2lab": _row(50, 55, 57, 56, 54),
+        "lab2lab-drop50": _row(50, 55, 57, 59, 54),
+        "l2ab-cl": _row(50, 58, 60, 61, 60),
+        "l2ab-reg": _row(50, 57, 61, 60, 59),
+        "ab2l-cl": _row(50, 56, 58, 58, 57),
+        "splitbrain": _row(52, 60, 62, 62, 59),
+    }
+    verdicts = dict(table.claims(rows))
+    halves = verdicts["split-brain (cl,cl) beats its halves (L→ab cl, ab→L cl)"]
+    assert halves.startswith("not reproduced") and "conv5 -1.0" in halves
+    assert "conv3 +2.0" in halves
+    assert verdicts["cl beats reg for L→ab"].startswith("not reproduced")
+    assert verdicts["L→ab beats ab→L (cl)"].startswith("reproduced")
+    auto = [v for k, v in verdicts.items() if k.startswith("autoencoders")][0]
+    assert auto.startswith("not reproduced") and "lab2lab-drop50 +4.0 / +1.0" in auto
+    assert (
+        verdicts["split-brain (cl,cl) beats its halves and every other aggregation"] == "pending"
+    )  # joint, ensemble, ... are missing
+
+
+def test_markdown_puts_the_papers_numbers_beside_ours(table):
+    rows = {"splitbrain": {**_row(52, 60, 62, 62, 59), "pretrain_seconds": 60, "probe_seconds": 30}}
+    text = table.markdown(rows, table.full_recipe(), list(table.PAPER))
+    line = next(
+        x for x in text.splitlines() if x.startswith("| `splitbrain` | Split-Brain (cl,cl)")
+    )
+    assert "**62.0**" in line and "35.4 | 35.2 | 32.8 |" in line
+    assert "| `joint` | (L,ab)→(ab,L) | … |" in text
+    assert "| `splitbrain` | 1.0 min | 0.5 min |" in text
