@@ -1,9 +1,9 @@
 """The paper's Table 2 at CIFAR-10 scale: every variant pre-trained on the same budget, then
 the linear probe on conv1..conv5, beside the paper's ImageNet numbers.
 
-    python benchmarks/paper_table.py            # all 13 rows (about 3 h on 2 CPU cores)
+    python benchmarks/paper_table.py            # all 13 rows (112 min on a quiet 2-core CPU)
     python benchmarks/paper_table.py --quick    # gaussian, l2ab-cl, ab2l-cl, splitbrain on
-                                                # the 5k exact-pixel subset (under 20 min)
+                                                # the 5k exact-pixel subset (about 10 min)
 
 Resumable: finished rows are read back from the JSON and not run again, and a pre-training
 that was stopped resumes from its last checkpoint. The JSON, a markdown table and a PNG plot
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import platform
@@ -23,15 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from splitbrain.atomic import atomic_write
+from splitbrain.cli import positive
 from splitbrain.evaluate import LabelledData, ProbeConfig, Table, build_baseline, linear_probe
 from splitbrain.evaluate.report import plot
 from splitbrain.training import TrainConfig, pretrain
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]
-CIFAR = REPO.parent / "shared" / "data" / "cifar10"
+CIFAR = "../shared/data/cifar10"  # relative paths in a recipe are from the repository root
 RESULTS = REPO / "benchmarks" / "results"
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 DEEP = ("conv3", "conv4", "conv5")
@@ -59,7 +62,9 @@ AUTOENCODER_SLACK = 2.0  # points above gaussian that still count as "near rando
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything the numbers depend on; the same for every row of one table."""
+    """What every row of one table shares and the command line may change; everything else
+    is the defaults of TrainConfig and ProbeConfig (the probe in cached mode), recorded in the
+    JSON. Relative data paths are from the repository root, so a table moves with its clone."""
 
     data: str
     test_data: str | None
@@ -75,6 +80,21 @@ class Recipe:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def key(self) -> str:
+        """A short fingerprint: runs of different recipes never share a run folder."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def from_repo(spec: str | None) -> str | None:
+    """A data spec with a relative path made absolute from the repository root."""
+    if not spec:
+        return spec
+    kind, _, path = spec.partition(":")
+    if not path or Path(path).expanduser().is_absolute():
+        return spec
+    return f"{kind}:{(REPO / path).resolve()}"
+
 
 def full_recipe() -> Recipe:
     return Recipe(data=f"folder:{CIFAR}", test_data=None)
@@ -82,8 +102,8 @@ def full_recipe() -> Recipe:
 
 def quick_recipe() -> Recipe:
     return Recipe(
-        data=f"npz:{CIFAR / 'exact_train.npz'}",
-        test_data=f"npz:{CIFAR / 'exact_test.npz'}",
+        data=f"npz:{CIFAR}/exact_train.npz",
+        test_data=f"npz:{CIFAR}/exact_test.npz",
         epochs=15.0,
     )
 
@@ -117,12 +137,28 @@ def read_results(path: Path, recipe: Recipe) -> dict:
     return record.get("rows", {})
 
 
-def pretrain_row(
-    row: str, recipe: Recipe, runs: Path, progress: bool, workers: int
-) -> tuple[Path, dict]:
-    config = TrainConfig(
-        data=recipe.data,
-        out=str(runs / row),
+class WallClock(Callback):
+    """Seconds of earlier sittings of a pre-training, kept in its checkpoints (Lightning saves
+    and restores a callback's state), so a resumed row reports its whole time."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.earlier = 0.0
+
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.start
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.earlier = state_dict["seconds"]
+
+
+def train_config(row: str, recipe: Recipe, out: Path, progress: bool, workers: int):
+    return TrainConfig(
+        data=from_repo(recipe.data),
+        out=str(out),
         variant=row,
         preset=recipe.preset,
         width=recipe.width,
@@ -133,10 +169,39 @@ def pretrain_row(
         progress=progress,
         workers=workers,
     )
-    resumed = (runs / row / "checkpoints" / "last.ckpt").exists()
-    start = time.perf_counter()
-    weights = pretrain(config)
-    return weights, {"pretrain_seconds": time.perf_counter() - start, "resumed": resumed}
+
+
+def pretrain_row(
+    row: str, recipe: Recipe, runs: Path, progress: bool, workers: int
+) -> tuple[Path, dict]:
+    out = runs / recipe.key() / row
+    resumed = (out / "checkpoints" / "last.ckpt").exists()
+    clock = WallClock()
+    weights = pretrain(train_config(row, recipe, out, progress, workers), callbacks=[clock])
+    return weights, {"pretrain_seconds": clock.seconds(), "resumed": resumed}
+
+
+def probe_config(recipe: Recipe, progress: bool = False, workers: int = 2) -> ProbeConfig:
+    return ProbeConfig(
+        layers=LAYERS,
+        epochs=recipe.probe_epochs,
+        batch_size=recipe.probe_batch_size,
+        cache_features=True,
+        seed=recipe.seed,
+        progress=progress,
+        workers=workers,
+    )
+
+
+def settings(recipe: Recipe) -> dict:
+    """The full pre-training and probe settings a recipe expands to (the JSON's record)."""
+    train = dataclasses.asdict(train_config("splitbrain", recipe, Path("."), False, 2))
+    probe = dataclasses.asdict(probe_config(recipe))
+    drop = ("data", "out", "variant", "progress", "workers", "extra")
+    return {
+        "pretrain": {k: v for k, v in train.items() if k not in drop},
+        "probe": {k: v for k, v in probe.items() if k not in ("progress", "workers", "cache_dir")},
+    }
 
 
 def run_row(
@@ -150,16 +215,7 @@ def run_row(
         weights, timing = pretrain_row(row, recipe, runs, progress, workers)
         record.update(timing)
         model = load(weights).eval()
-    probe = ProbeConfig(
-        layers=LAYERS,
-        epochs=recipe.probe_epochs,
-        batch_size=recipe.probe_batch_size,
-        cache_features=True,
-        seed=recipe.seed,
-        progress=progress,
-        workers=workers,
-    )
-    result = linear_probe(model, data, probe, name=row)
+    result = linear_probe(model, data, probe_config(recipe, progress, workers), name=row)
     record.update(
         top1=result.top1,
         probe_seconds=result.seconds["total"],
@@ -171,16 +227,24 @@ def run_row(
     return record
 
 
-def claims(rows: dict) -> list[tuple[str, str]]:
-    """Each of the paper's claims with our verdict and margin, or 'pending' while rows are
-    missing. Margins are in points of top-1 at conv3..conv5 (the deep layers)."""
+def claims(rows: dict, order: list[str] | None = None) -> list[tuple[str, str]]:
+    """Each of the paper's claims with our verdict and margin; 'pending' while rows of the
+    table (``order``, default all) are missing. Margins are in points of top-1 at
+    conv3..conv5 (the deep layers)."""
+    table = set(order or PAPER)
+
+    def missing(needed: list[str]) -> str | None:
+        if all(r in rows for r in needed):
+            return None
+        absent = [r for r in needed if r not in table]
+        return f"not in this table ({', '.join(absent)})" if absent else "pending"
 
     def deep(row: str) -> list[float]:
         return [rows[row]["top1"][layer] for layer in DEEP]
 
     def beats(winner: str, rivals: list[str]) -> str:
-        if any(r not in rows for r in [winner, *rivals]):
-            return "pending"
+        if gap := missing([winner, *rivals]):
+            return gap
         margins = [w - max(deep(r)[i] for r in rivals) for i, w in enumerate(deep(winner))]
         verdict = "reproduced" if min(margins) >= 0 else "not reproduced"
         detail = ", ".join(f"{layer} {m:+.1f}" for layer, m in zip(DEEP, margins, strict=True))
@@ -188,8 +252,8 @@ def claims(rows: dict) -> list[tuple[str, str]]:
 
     def near_random() -> str:
         rows_needed = ["gaussian", "lab2lab", "lab2lab-drop50"]
-        if any(r not in rows for r in rows_needed):
-            return "pending"
+        if gap := missing(rows_needed):
+            return gap
         gains = {
             r: [rows[r]["top1"][c] - rows["gaussian"]["top1"][c] for c in ("conv4", "conv5")]
             for r in rows_needed[1:]
@@ -231,11 +295,11 @@ def markdown(rows: dict, recipe: Recipe, order: list[str]) -> str:
         value = rows[row]["top1"][layer]
         return f"**{value:.1f}**" if value == best[layer] else f"{value:.1f}"
 
-    head = " | ".join(LAYERS)
+    ours_head = " | ".join(LAYERS)
+    paper_head = " | ".join(f"paper {layer}" for layer in LAYERS)
     lines = [
-        f"| row | paper's name | {head} | {head} |",
+        f"| row | paper's name | {ours_head} | {paper_head} |",
         "|---|---|" + "---:|" * 10,
-        "| | | *ours, CIFAR-10* | | | | | *paper, ImageNet* | | | | |",
     ]
     for row in order:
         name, paper = PAPER[row]
@@ -247,22 +311,28 @@ def markdown(rows: dict, recipe: Recipe, order: list[str]) -> str:
         resumed = " (resumed)" if rows[row].get("resumed") else ""
         lines.append(f"| `{row}` | {pre / 60:.1f} min{resumed} | {probe / 60:.1f} min |")
     lines += ["", "| claim | verdict |", "|---|---|"]
-    lines += [f"| {claim} | {verdict} |" for claim, verdict in claims(rows)]
+    lines += [f"| {claim} | {verdict} |" for claim, verdict in claims(rows, order)]
+    lines += ["", f"Ours: CIFAR-10 top-1 (%), {recipe}. Paper: ImageNet top-1 (%), Table 2."]
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> None:
+def write_json(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> None:
     record = {
         "recipe": recipe.as_dict(),
         "commit": git_commit(),
         "machine": f"{platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "settings": settings(recipe),
         "layers": list(LAYERS),
         "paper_imagenet": {row: dict(zip(LAYERS, PAPER[row][1], strict=True)) for row in PAPER},
         "rows": rows,
-        "claims": dict(claims(rows)),
+        "claims": dict(claims(rows, order)),
     }
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def write_report(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> None:
+    """The markdown table and the PNG beside the JSON, drawn from its rows."""
     md = path.with_suffix(".md")
     atomic_write(md, lambda tmp: Path(tmp).write_text(markdown(rows, recipe, order)))
     done = [r for r in order if r in rows]
@@ -277,12 +347,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", help=f"comma-separated rows (default: all; {', '.join(PAPER)})")
     p.add_argument("--json", type=Path, help="results file (default benchmarks/results/...)")
     p.add_argument("--runs", type=Path, help="pre-training runs (default runs/paper_table/...)")
-    p.add_argument("--data", help="pre-training and probe training images (FORMAT:PATH)")
+    p.add_argument(
+        "--data",
+        help="pre-training and probe training images, FORMAT:PATH (a relative PATH is from "
+        "the repository root; default folder:../shared/data/cifar10)",
+    )
     p.add_argument("--test-data", help="probe test images (default: the test split of --data)")
     for name in ("width", "epochs", "lr"):
-        p.add_argument(f"--{name}", type=float, help="override the recipe's value")
-    p.add_argument("--batch-size", type=int, help="override the recipe's pre-training batch")
-    p.add_argument("--probe-epochs", type=int, help="override the recipe's probe epochs")
+        p.add_argument(f"--{name}", type=positive(float), help="override the recipe's value")
+    p.add_argument("--batch-size", type=positive(int), help="override the pre-training batch")
+    p.add_argument("--probe-epochs", type=positive(int), help="override the probe's epochs")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -303,29 +377,33 @@ def main(argv: list[str] | None = None) -> int:
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     stem = "paper_table_cifar10_quick" if args.quick else "paper_table_cifar10"
     path = args.json or RESULTS / f"{stem}.json"
-    runs = args.runs or Path("runs") / "paper_table" / stem
-    order = list(QUICK_ROWS if args.quick else PAPER)
-    if args.rows:
-        order = [r.strip() for r in args.rows.split(",") if r.strip()]
-        unknown = [r for r in order if r not in PAPER]
-        if unknown:
-            raise SystemExit(
-                f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(PAPER)}"
-            )
+    runs = args.runs or Path("runs") / "paper_table"
+    wanted = list(QUICK_ROWS if args.quick else PAPER)
+    if args.rows is not None:
+        wanted = list(dict.fromkeys(r.strip() for r in args.rows.split(",") if r.strip()))
+        unknown = [r for r in wanted if r not in PAPER]
+        if unknown or not wanted:
+            named = ", ".join(unknown) if unknown else "none given"
+            raise SystemExit(f"--rows: unknown {named}; choose from {', '.join(PAPER)}")
 
     rows = read_results(path, recipe)
     # The four key rows first: a table cut short by the end of a sitting still compares them.
-    todo = sorted((r for r in order if r not in rows), key=lambda r: r not in QUICK_ROWS)
-    print(f"recipe: {recipe}\nrows done: {len(order) - len(todo)} of {len(order)}")
+    todo = sorted((r for r in wanted if r not in rows), key=lambda r: r not in QUICK_ROWS)
+    # The report shows every row of the table, not only those asked for this time.
+    order = [r for r in PAPER if r in wanted or r in rows]
+    print(f"recipe: {recipe}\nrows done: {len(wanted) - len(todo)} of {len(wanted)}")
     if todo:
-        data = LabelledData.open(recipe.data, recipe.test_data, progress=not args.no_progress)
+        data = LabelledData.open(
+            from_repo(recipe.data), from_repo(recipe.test_data), progress=not args.no_progress
+        )
         for row in todo:
             print(f"\n=== {row} ===")
             rows[row] = run_row(row, recipe, data, runs, not args.no_progress, args.workers)
             top1 = ", ".join(f"{k} {v:.1f}" for k, v in rows[row]["top1"].items())
             print(f"{row}: {top1}")
-            write_outputs(path, recipe, rows, order)
-    write_outputs(path, recipe, rows, order)
+            write_json(path, recipe, rows, order)
+            write_report(path, recipe, rows, order)
+    write_report(path, recipe, rows, order)
     print("\n" + markdown(rows, recipe, order))
     print(f"results: {path} and its .md and .png")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_table.py"
 
@@ -48,8 +49,10 @@ def test_rows_are_written_and_not_run_again(table, tiny, tmp_path, monkeypatch):
     assert record["rows"]["gaussian"]["pretrain_seconds"] == 0
     assert record["recipe"]["width"] == 0.125
     assert record["paper_imagenet"]["splitbrain"]["conv3"] == 35.4
-    assert (tmp_path / "runs" / "l2ab-cl" / "weights.safetensors").exists()
+    key = table.Recipe(**record["recipe"]).key()
+    assert (tmp_path / "runs" / key / "l2ab-cl" / "weights.safetensors").exists()
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| `l2ab-cl` | L→ab (cl) |" in (tmp_path / "t.md").read_text()
 
     ran = []
     fake = {**_row(1, 2, 3, 4, 5), "pretrain_seconds": 0, "probe_seconds": 0}
@@ -58,6 +61,34 @@ def test_rows_are_written_and_not_run_again(table, tiny, tmp_path, monkeypatch):
     assert ran == ["ab2l-cl"]  # the finished rows were read back, not run again
     again = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert again["l2ab-cl"] == record["rows"]["l2ab-cl"] and again["ab2l-cl"]["top1"]["conv5"] == 5
+
+
+def test_a_resumed_pretraining_reports_the_time_of_every_sitting(table, tiny, tmp_path):
+    recipe = table.Recipe(
+        data=tiny[1], test_data=None, width=0.125, epochs=1, batch_size=32, probe_epochs=1
+    )
+    _, first = table.pretrain_row("l2ab-cl", recipe, tmp_path / "runs", False, 0)
+    last = tmp_path / "runs" / recipe.key() / "l2ab-cl" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "WallClock" in k]
+    assert 0 < checkpoint["callbacks"][key]["seconds"] <= first["pretrain_seconds"]
+    checkpoint["callbacks"][key]["seconds"] = 1000.0  # as if the first sitting took 1000 s
+    torch.save(checkpoint, last)
+    _, second = table.pretrain_row("l2ab-cl", recipe, tmp_path / "runs", False, 0)
+    assert not first["resumed"] and second["resumed"]
+    assert 1000 < second["pretrain_seconds"] < 1000 + 60
+    other = table.dataclasses.replace(recipe, lr=1e-4)
+    assert other.key() != recipe.key()  # another recipe never resumes this one's run
+
+
+def test_quick_recipe_and_repository_relative_paths(table):
+    quick = table.quick_recipe()
+    assert quick.data == "npz:../shared/data/cifar10/exact_train.npz"
+    absolute = table.from_repo(quick.data)
+    assert absolute == f"npz:{(table.REPO.parent / 'shared/data/cifar10/exact_train.npz')}"
+    assert table.from_repo("npz:/abs/x.npz") == "npz:/abs/x.npz"
+    assert table.from_repo("skimage:") == "skimage:"
+    assert table.QUICK_ROWS == ("gaussian", "l2ab-cl", "ab2l-cl", "splitbrain")
 
 
 def test_a_different_recipe_is_refused(table, tiny, tmp_path):
@@ -69,6 +100,8 @@ def test_a_different_recipe_is_refused(table, tiny, tmp_path):
 def test_unknown_rows_are_refused(table, tiny):
     with pytest.raises(SystemExit, match="unknown splitbrian"):
         table.main([*tiny, "--rows", "splitbrian"])
+    with pytest.raises(SystemExit, match="none given"):
+        table.main([*tiny, "--rows", ","])
 
 
 def _row(*values):
@@ -93,9 +126,10 @@ def test_claims_give_verdicts_with_margins(table):
     assert verdicts["L→ab beats ab→L (cl)"].startswith("reproduced")
     auto = [v for k, v in verdicts.items() if k.startswith("autoencoders")][0]
     assert auto.startswith("not reproduced") and "lab2lab-drop50 +4.0 / +1.0" in auto
-    assert (
-        verdicts["split-brain (cl,cl) beats its halves and every other aggregation"] == "pending"
-    )  # joint, ensemble, ... are missing
+    everything = "split-brain (cl,cl) beats its halves and every other aggregation"
+    assert verdicts[everything] == "pending"  # joint, ensemble, ... are missing
+    quick = dict(table.claims(rows, list(table.QUICK_ROWS)))
+    assert quick[everything].startswith("not in this table (joint, joint-full")
 
 
 def test_markdown_puts_the_papers_numbers_beside_ours(table):
