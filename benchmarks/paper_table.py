@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 
 from splitbrain.atomic import atomic_write
 from splitbrain.cli import positive
+from splitbrain.evaluate import DEFAULT_LAYERS as LAYERS
 from splitbrain.evaluate import LabelledData, ProbeConfig, Table, build_baseline, linear_probe
 from splitbrain.evaluate.report import plot
 from splitbrain.training import TrainConfig, pretrain
@@ -36,7 +37,6 @@ from splitbrain.weights import load
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = "../shared/data/cifar10"  # relative paths in a recipe are from the repository root
 RESULTS = REPO / "benchmarks" / "results"
-LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 DEEP = ("conv3", "conv4", "conv5")
 
 # Table 2 of the paper (SPEC section 3): row key, the paper's name, ImageNet top-1 conv1..conv5.
@@ -55,7 +55,7 @@ PAPER = {
     "splitbrain-reg": ("Split-Brain (reg,reg)", (17.4, 27.9, 33.6, 34.2, 32.3)),
     "splitbrain": ("Split-Brain (cl,cl)", (17.7, 29.3, 35.4, 35.2, 32.8)),
 }
-BASELINES = {"gaussian": "gaussian", "kraehenbuehl": "kraehenbuehl"}  # row -> init, untrained
+BASELINES = {"gaussian", "kraehenbuehl"}  # untrained rows, named by their initialisation
 QUICK_ROWS = ("gaussian", "l2ab-cl", "ab2l-cl", "splitbrain")
 AUTOENCODER_SLACK = 2.0  # points above gaussian that still count as "near random init"
 
@@ -210,7 +210,7 @@ def run_row(
     """Pre-train (unless a baseline) and probe one row; returns its JSON record."""
     record: dict = {"pretrain_seconds": 0.0}
     if row in BASELINES:
-        model = build_baseline(BASELINES[row], recipe.preset, recipe.width, data, recipe.seed)
+        model = build_baseline(row, recipe.preset, recipe.width, data, recipe.seed)
     else:
         weights, timing = pretrain_row(row, recipe, runs, progress, workers)
         record.update(timing)
@@ -401,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[row] = run_row(row, recipe, data, runs, not args.no_progress, args.workers)
             top1 = ", ".join(f"{k} {v:.1f}" for k, v in rows[row]["top1"].items())
             print(f"{row}: {top1}")
-            write_json(path, recipe, rows, order)
-            write_report(path, recipe, rows, order)
+            write_json(path, recipe, rows, order)  # after every row: the state a resume reads
     write_report(path, recipe, rows, order)
     print("\n" + markdown(rows, recipe, order))
     print(f"results: {path} and its .md and .png")
