@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splitbrain.depth import Intrinsics, hha
+from splitbrain.rgbd.hha import Intrinsics, hha
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd"
 HEIGHT, WIDTH = 240, 320

@@ -31,7 +31,7 @@ from splitbrain.cli import positive
 from splitbrain.evaluate import DEFAULT_LAYERS as LAYERS
 from splitbrain.evaluate import LabelledData, ProbeConfig, Table, build_baseline, linear_probe
 from splitbrain.evaluate.report import plot
-from splitbrain.training import TrainConfig, pretrain
+from splitbrain.train import TrainConfig, pretrain
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ from splitbrain.data import ImageDataset, TrainTransform, open_source
 from splitbrain.data.builtin import SkimageSource
 from splitbrain.models import training_flops_per_image
 from splitbrain.objective import downsample
-from splitbrain.training import FUSED_ADAM, TrainConfig, make_loader
+from splitbrain.train.stream import make_loader
+from splitbrain.train.task import FUSED_ADAM
 
 CASES = {"paper": (180, 64), "small": (32, 256)}
 
@@ -122,9 +123,8 @@ def write_jpeg_folder(folder: Path, count: int) -> None:
 def bench_loader(folder: Path, workers: int, batch: int) -> float:
     source = open_source(f"folder:{folder}")
     dataset = ImageDataset(source, TrainTransform(256, 180))
-    config = TrainConfig(data="", batch_size=batch, workers=workers, preset="paper")
     steps = max(2, 512 // batch)
-    loader = make_loader(dataset, config, total_steps=steps + 1)
+    loader = make_loader(dataset, batch, steps + 1, workers=workers)
     iterator = iter(loader)
     next(iterator)  # start-up of the workers is not throughput
     start = time.perf_counter()

@@ -1,14 +1,19 @@
 """splitbrain: Split-Brain Autoencoders (Zhang, Isola & Efros, CVPR 2017) in PyTorch.
 
-import splitbrain as sb
-model = sb.build("splitbrain", preset="paper")
-feats = model.features(rgb, layers=["conv1", "conv5"])
+    import splitbrain as sb
+    model = sb.build("splitbrain", preset="paper")      # in eval mode, like sb.load(...)
+    feats = model.features(rgb, layers=["conv1", "conv5"])
+
+The public API is ``__all__``: building, loading and saving models, their objective, the
+colorizer, and the method's modules (colour, quantization, channel splits, losses). The
+machinery lives in subpackages: ``data``, ``rgbd``, ``train``, ``evaluate``, ``cli``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import color, losses, quantize, splits
-from .models import AlexNet, ModelConfig, SplitBrain
+from .colorize import colorize
+from .models import SplitBrain
 from .objective import Objective
 from .variants import VARIANTS, build
 from .weights import WeightsFileError, load, save
@@ -19,18 +24,17 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "AlexNet",
-    "ModelConfig",
     "Objective",
     "SplitBrain",
     "VARIANTS",
     "WeightsFileError",
+    "__version__",
     "build",
     "color",
+    "colorize",
     "load",
     "losses",
     "quantize",
     "save",
     "splits",
-    "__version__",
 ]

@@ -17,20 +17,23 @@ from torch import Tensor
 
 from .color import lab_to_rgb
 from .models import CrossChannelEncoder, SplitBrain
+from .splits import Target
 
 
-def colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, str] | None:
-    """The encoder (and its target name) that predicts ab by classification from L alone."""
-    if model.split.space.kind != "lab":
+def colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target] | None:
+    """The encoder, and its target, that predicts ab by classification from L alone; None
+    when the model has none (or its channel space does not take photographs)."""
+    space = model.split.space
+    if not space.colorizes:
         return None
     for encoder in model.encoders:
         for target in encoder.spec.half.targets:
             if (
-                encoder.spec.half.inputs == (0,)
-                and target.channels == (1, 2)
+                encoder.spec.half.inputs == space.groups["L"]
+                and target.channels == space.groups["ab"]
                 and target.loss == "cl"
             ):
-                return encoder, target.name
+                return encoder, target
     return None
 
 
@@ -40,13 +43,12 @@ def colorize(model: SplitBrain, rgb: Tensor, temperature: float = 0.38) -> Tenso
     found = colorizer(model)
     if found is None:
         raise ValueError(f"variant {model.config.variant!r} has no L->ab classification half")
-    encoder, name = found
+    encoder, target = found
     was_training = model.training
     model.eval()
     lab = model.channels(rgb)
-    logits = encoder(model.encoder_input(encoder, lab), (name,))[name]
-    quantizer = model.quantizer(encoder.spec.half.targets[0].quantizer)
-    ab = quantizer.decode(logits, "annealed", temperature)
+    logits = encoder(model.encoder_input(encoder, lab), (target.name,))[target.name]
+    ab = model.quantizer(target.quantizer).decode(logits, "annealed", temperature)
     ab = F.interpolate(ab, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
     model.train(was_training)
     return lab_to_rgb(torch.cat([lab[:, :1], ab], 1))

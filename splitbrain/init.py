@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -466,6 +467,23 @@ def _encoder_names(model: SplitBrain) -> list[str]:
     return names
 
 
+def calibrate_batchnorm(model: SplitBrain, batches: Iterable, limit: int = 10) -> None:
+    """Set BatchNorm running statistics from ``limit`` uint8 batches (images, labels) of the
+    loader, without any weight update, for untrained baselines: with the initial statistics
+    (0, 1) deep layers of a random net explode or vanish in eval mode. Leaves it in eval mode."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for i, (images, _) in enumerate(batches):
+            if i == limit:
+                break
+            model(*model.split.space.decode_batch(images))
+    model.eval()
+
+
 def kraehenbuehl_init_(
     model: SplitBrain,
     raw: Tensor,
@@ -521,4 +539,4 @@ def kraehenbuehl_init_(
     return diagnostics
 
 
-__all__ = ["METHODS", "kraehenbuehl_init_"]
+__all__ = ["METHODS", "calibrate_batchnorm", "kraehenbuehl_init_"]

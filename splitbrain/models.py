@@ -9,7 +9,8 @@ layer by layer, which is the split-brain representation F^l(X) = [F1^l(X1), F2^l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -65,10 +66,23 @@ PRESETS: dict[str, Geometry] = {
     },
 }
 PRESET_INPUT = {"paper": 180, "transfer": 227, "small": 32}
+# The paper resizes to 256 and crops 180; other presets keep that ratio, except that small
+# images (CIFAR) are padded by the usual 4 pixels' worth of resize instead of upscaled 1.4x.
+PRESET_RESIZE = {"paper": 256, "transfer": 256, "small": 36}
 CONV_CHANNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
 FC_CHANNELS = {"paper": 4096, "transfer": 4096, "small": 1024}
 CONV_LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")
 FC_LAYERS = ("fc6", "fc7")
+
+
+def input_geometry(
+    preset: str, crop: int | None = None, resize: int | None = None
+) -> tuple[int, int]:
+    """(resize, crop) of a preset's images: the shorter side is resized to ``resize``, then a
+    ``crop`` square is taken. Unset values are the preset's pre-training geometry (paper:
+    256 -> 180; small: 36 -> 32), and a resize never falls below the crop."""
+    crop = crop or PRESET_INPUT[preset]
+    return resize or max(crop, PRESET_RESIZE[preset]), crop
 
 
 def _conv_block(cin: int, cout: int, geometry: tuple[int, ...], bn_affine: bool) -> nn.Sequential:
@@ -171,7 +185,6 @@ class ModelConfig:
     preset: str = "paper"
     bn_affine: bool = False
     fc_channels: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -198,7 +211,6 @@ class ModelConfig:
             preset=data["preset"],
             bn_affine=data["bn_affine"],
             fc_channels=data["fc_channels"],
-            extra=data.get("extra", {}),
         )
 
 
@@ -264,8 +276,10 @@ class CrossChannelEncoder(nn.Module):
 class SplitBrain(nn.Module):
     """The whole model of any variant: cross-channel encoders over one channel space.
 
-    ``features(raw, layers)`` is the representation; ``predict`` gives each task's predictions.
-    Raw input for the ``lab`` split is RGB in [0, 1], (N,3,H,W).
+    ``features(raw, layers)`` is the representation; calling the model gives each encoder's
+    predictions. Raw input for the ``lab`` split is RGB in [0, 1], (N,3,H,W). Built in eval
+    mode, like a loaded model: BatchNorm uses its running statistics until training says
+    otherwise.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -276,6 +290,7 @@ class SplitBrain(nn.Module):
         self.encoders = nn.ModuleList(
             CrossChannelEncoder(e, config, self.quantizers) for e in config.encoders
         )
+        self.eval()  # safe to read features from at once; training switches to train mode
 
     def quantizer(self, spec: str) -> GridQuantizer:
         """The quantizer a classification target names."""
@@ -298,15 +313,23 @@ class SplitBrain(nn.Module):
     ) -> Tensor:
         return self.split.space.normalise(channels, encoder.spec.half.inputs, valid)
 
-    @torch.no_grad()
     def features(
-        self, raw: Tensor, layers: list[str] | str, valid: Tensor | None = None
+        self,
+        raw: Tensor,
+        layers: list[str] | str,
+        valid: Tensor | None = None,
+        grad: bool = False,
     ) -> dict[str, Tensor]:
-        """Layer-wise concatenation of every encoder's activations on the full input."""
+        """Layer-wise concatenation of every encoder's activations on the full input.
+
+        Without gradients unless ``grad`` (fine-tuning): a representation is usually read, not
+        trained. BatchNorm follows the module's mode, eval after ``build`` and ``load``.
+        """
         layers = [layers] if isinstance(layers, str) else list(layers)
-        channels = self.channels(raw)
-        parts = [e.tower(self.encoder_input(e, channels, valid), layers) for e in self.encoders]
-        return {name: torch.cat([p[name] for p in parts], 1) for name in layers}
+        with nullcontext() if grad else torch.no_grad():
+            channels = self.channels(raw)
+            parts = [e.tower(self.encoder_input(e, channels, valid), layers) for e in self.encoders]
+            return {name: torch.cat([p[name] for p in parts], 1) for name in layers}
 
     def forward(self, raw: Tensor, valid: Tensor | None = None) -> list[dict[str, Tensor]]:
         """Each encoder's predictions from all of its inputs (for inference and display)."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import classification_loss, pixel_accuracy, regression_loss
+from .losses import bin_histogram, classification_loss, pixel_accuracy, regression_loss
 from .models import CrossChannelEncoder, SplitBrain
 from .splits import Target
 
@@ -31,10 +31,31 @@ def downsample(
     return sums / fraction.clamp(min=1e-6), fraction.squeeze(1) >= 0.5
 
 
+@torch.no_grad()
+def target_histograms(
+    model: SplitBrain, raw: Tensor, valid: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Counts of the hard-encoded bins of every classification target on a raw batch, formed
+    at the prediction grid exactly as the objective forms them: summed over batches, the
+    empirical prior that ``losses.rebalancing_weights`` turns into ECCV16 class weights."""
+    channels = model.channels(raw)
+    grid, mask = downsample(channels, model.output_size(raw.shape[-1]), valid)
+    counts: dict[str, Tensor] = {}
+    for encoder in model.encoders:
+        for target in encoder.spec.half.targets:
+            if target.loss == "cl" and target.name not in counts:
+                quantizer = model.quantizer(target.quantizer)
+                bins = quantizer.encode_hard(grid[:, list(target.channels)])
+                counts[target.name] = bin_histogram(bins, quantizer.num_bins, mask)
+    return counts
+
+
 @dataclass
 class Objective:
     """How targets are encoded and weighted. The defaults are the split-brain paper's:
-    hard 1-hot targets, no rebalancing."""
+    hard 1-hot targets, no rebalancing. ``rebalance`` maps a classification target's name to
+    (Q,) class weights (``losses.rebalancing_weights``): each position's loss is multiplied by
+    the weight of its target's bin."""
 
     soft: bool = False
     soft_k: int = 5
@@ -59,6 +80,7 @@ class Objective:
         hard = quantizer.encode_hard(values)
         encoded = quantizer.encode_soft(values, self.soft_k, self.soft_sigma) if self.soft else hard
         weights = self.rebalance.get(target.name)
+        weights = None if weights is None else weights.to(prediction.device)
         logs[f"{prefix}/accuracy"] = pixel_accuracy(prediction.detach(), hard, mask)
         return classification_loss(prediction, encoded, weights, mask)
 

@@ -113,7 +113,6 @@ class GridQuantizer(nn.Module):
         bin_at_cell = torch.full((math.prod(self.grid_shape),), -1, dtype=torch.long)
         bin_at_cell[cells] = torch.arange(self.num_bins)
         self.register_buffer("bin_at_cell", bin_at_cell, persistent=False)
-        self._tables: dict[tuple[int, int, str], Tensor] = {}
         self._neighbour_tables: dict[tuple[int, str], _NeighbourTable] = {}
 
     def _cell_index(self, values: Tensor, subdivision: int) -> Tensor:
@@ -134,22 +133,6 @@ class GridQuantizer(nn.Module):
             for lo, n in zip(self.box_low, self.grid_shape, strict=True)
         ]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.dim)
-
-    def candidates(self, k: int, subdivision: int = 1) -> Tensor:
-        """(cells, C) bin indices per cell, padded with ``num_bins``, holding the k nearest
-        bins of every value in the cell: all bins within d_k(c) + 2r of the cell centre c,
-        r the cell's half-diagonal (by the triangle inequality)."""
-        key = (k, subdivision, str(self.centers.device))
-        if key not in self._tables:
-            width = self.spacing / subdivision
-            dist = torch.cdist(self._fine_cell_centres(subdivision), self._centers64)
-            kth = dist.topk(min(k, self.num_bins), largest=False).values[:, -1:]
-            within = dist <= kth + width * math.sqrt(self.dim) + 1e-6
-            size = int(within.sum(1).max())
-            order = torch.where(within, dist, torch.inf).argsort(1)[:, :size]
-            table = torch.where(within.gather(1, order), order, self.num_bins)
-            self._tables[key] = table.to(self.centers.device)
-        return self._tables[key]
 
     def _neighbour_table(self, k: int) -> _NeighbourTable:
         key = (k, str(self.centers.device))

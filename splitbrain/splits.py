@@ -1,23 +1,22 @@
 """Declarative channel splits: what each half sees, what it predicts, and how.
 
-A split works in a *channel space*: a fixed conversion of the raw input into named channels
-(``lab``: RGB in [0,1] -> L, a, b; ``rgbd``: RGB + HHA -> R, G, B, H, H, A, L, a, b;
-``identity``: any C channels as they are). Each half reads some channels and predicts others;
-each target is either regressed or classified through a quantizer. Splits are plain frozen
-dataclasses, so they serialise to JSON and back (``to_dict`` / ``from_dict``) and travel in the
-weights file.
+A split works in a *channel space* (``spaces``: ``lab``, RGB -> L, a, b; ``rgbd``, RGB + HHA
+-> R, G, B, H, H, A, L, a, b; ``identity``, any C channels as they are). Each half reads some
+channels and predicts others; each target is either regressed or classified through a
+quantizer. Splits are plain frozen dataclasses, so they serialise to JSON and back
+(``to_dict`` / ``from_dict``) and travel in the weights file. ``get_split`` also reads the
+``channels:A/B[:...]`` grammar of generic splits (docs/CHANNELS.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-import torch
-from torch import Tensor
-
-from . import color
+from .spaces import ChannelSpace, IdentitySpace, LabSpace, RGBDSpace
 
 LOSSES = ("cl", "reg")
+_DEFAULT_BINS = 32
+_DEFAULT_RANGE = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -67,66 +66,6 @@ class Half:
 
 
 @dataclass(frozen=True)
-class ChannelSpace:
-    """How raw input becomes the split's channels, and how each channel is scaled as input.
-
-    Network input = (channel - shift) * scale, per channel; the paper feeds L - 50 and ab as is.
-    ``masked`` channels are undefined where the input is invalid (HHA where depth is missing):
-    they are zeroed there in the network input, and invalid positions leave every loss.
-    """
-
-    kind: str  # "lab", "rgbd" or "identity"
-    names: tuple[str, ...]
-    shift: tuple[float, ...]
-    scale: tuple[float, ...]
-    masked: tuple[int, ...] = ()
-
-    @property
-    def raw_channels(self) -> int:
-        return {"lab": 3, "rgbd": 6}.get(self.kind, len(self.names))
-
-    def decode_batch(self, batch: Tensor) -> tuple[Tensor, Tensor | None]:
-        """A uint8 batch from the loader -> (raw float channels, validity mask or None).
-
-        Images: RGB / 255. RGB-D: RGB / 255, HHA as 0..255, and a 7th channel that is the
-        validity mask. Other data: every channel / 255.
-        """
-        x = batch.float()
-        if self.kind == "rgbd":
-            return torch.cat((x[:, :3] / 255.0, x[:, 3:6]), 1), batch[:, 6] > 0
-        return x / 255.0, None
-
-    def convert(self, raw: Tensor) -> Tensor:
-        """Raw (N,C,H,W) float -> (N,len(names),H,W) channels."""
-        if raw.shape[1] != self.raw_channels:
-            raise ValueError(
-                f"channel space {self.kind!r} expects {self.raw_channels} raw channels, "
-                f"got {raw.shape[1]}"
-            )
-        if self.kind == "lab":
-            return color.rgb_to_lab(raw)
-        if self.kind == "rgbd":  # RGB in [0,1], HHA in [0,255]
-            return torch.cat((raw, color.rgb_to_lab(raw[:, :3])), 1)
-        return raw
-
-    def normalise(
-        self, channels: Tensor, index: tuple[int, ...], valid: Tensor | None = None
-    ) -> Tensor:
-        """Scale the selected channels for the network input; masked channels are 0 where
-        ``valid`` (N,H,W) is False."""
-        shift = torch.tensor([self.shift[i] for i in index], device=channels.device)
-        scale = torch.tensor([self.scale[i] for i in index], device=channels.device)
-        view = (1, -1, 1, 1)
-        out = (channels[:, list(index)] - shift.view(view)) * scale.view(view)
-        masked = [k for k, i in enumerate(index) if i in self.masked]
-        if valid is not None and masked:
-            keep = torch.ones(len(index), device=out.device, dtype=torch.bool)
-            keep[masked] = False
-            out = out * (keep.view(view) | valid.unsqueeze(1)).to(out.dtype)
-        return out
-
-
-@dataclass(frozen=True)
 class Split:
     name: str
     space: ChannelSpace
@@ -134,13 +73,11 @@ class Split:
     notes: str = field(default="", compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "space": self.space.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Split:
-        space = ChannelSpace(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in data["space"].items()}
-        )
+        space = ChannelSpace.from_dict(data["space"])
         halves = tuple(Half.from_dict(h) for h in data["halves"])
         return cls(name=data["name"], space=space, halves=halves, notes=data.get("notes", ""))
 
@@ -155,14 +92,11 @@ class Split:
         return replace(self, halves=halves)
 
 
-LAB_SPACE = ChannelSpace("lab", ("L", "a", "b"), shift=(50.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0))
-
-
 def lab_split() -> Split:
     """L | ab: the L->ab half colorizes (313 ab bins), the ab->L half predicts L (50 bins)."""
     return Split(
         name="lab",
-        space=LAB_SPACE,
+        space=LabSpace(),
         halves=(
             Half("L->ab", inputs=(0,), targets=(Target("ab", (1, 2), "cl", "ab313"),)),
             Half("ab->L", inputs=(1, 2), targets=(Target("L", (0,), "cl", "L50"),)),
@@ -173,16 +107,9 @@ def lab_split() -> Split:
 def rgbd_split() -> Split:
     """RGB | HHA (SPEC section 6): F_RGB regresses HHA; F_HHA predicts L (l2) and ab (cl)
     through fc6/fc7 branches of 512 channels, the ab loss weighted 200 against L."""
-    space = ChannelSpace(
-        "rgbd",
-        ("R", "G", "B", "HHA-disparity", "HHA-height", "HHA-angle", "L", "a", "b"),
-        shift=(0.5, 0.5, 0.5, 127.5, 127.5, 127.5, 50.0, 0.0, 0.0),
-        scale=(100.0, 100.0, 100.0, 100 / 127.5, 100 / 127.5, 100 / 127.5, 1.0, 1.0, 1.0),
-        masked=(3, 4, 5),
-    )
     return Split(
         name="rgbd",
-        space=space,
+        space=RGBDSpace(),
         halves=(
             Half("RGB->HHA", inputs=(0, 1, 2), targets=(Target("HHA", (3, 4, 5), "reg"),)),
             Half(
@@ -203,8 +130,8 @@ def channel_split(
     first: tuple[int, ...],
     second: tuple[int, ...],
     loss: tuple[str, str] = ("reg", "reg"),
-    bins: int = 32,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    bins: int = _DEFAULT_BINS,
+    value_range: tuple[float, float] = _DEFAULT_RANGE,
 ) -> Split:
     """A generic split of a C-channel tensor by channel indices.
 
@@ -217,8 +144,7 @@ def channel_split(
             raise ValueError(f"channel {idx} is out of range for {num_channels} channels")
     low, high = value_range
     centre, half_span = (low + high) / 2, (high - low) / 2
-    space = ChannelSpace(
-        "identity",
+    space = IdentitySpace(
         tuple(f"c{i}" for i in range(num_channels)),
         shift=(centre,) * num_channels,
         scale=(1.0 / half_span,) * num_channels,
@@ -241,6 +167,83 @@ def channel_split(
     )
 
 
+def _indices(text: str, spec: str) -> tuple[int, ...]:
+    """``0,1,2`` or ``0-2,5`` -> (0, 1, 2[, 5]); ranges are inclusive."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ValueError(f"{spec}: {part!r} is not a channel index or range A-B") from None
+        if first < 0 or last < first:
+            raise ValueError(f"{spec}: bad channel range {part!r}")
+        out.extend(range(first, last + 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{spec}: a channel is listed twice in {text!r}")
+    return tuple(out)
+
+
+def parse_channel_split(spec: str) -> Split:
+    """A generic split from ``channels:A/B[:LOSS][:bins=K][:range=LOW,HIGH][:n=C]``.
+
+    ``A`` and ``B`` are the two halves' channels (indices and inclusive ranges, ``0,1,2`` or
+    ``0-2``); half 1 reads A and predicts B, half 2 the reverse. ``LOSS`` is ``reg``, ``cl``,
+    or one per half (``cl,reg``: half 1's predictions classified, half 2's regressed); default
+    ``reg``. ``bins`` and ``range`` set the uniform bins of ``cl`` targets (default 32 on
+    [0, 1], the range of uint8 data / 255). ``n`` is the data's channel count; without it the
+    count is inferred as the largest index + 1, so data with channels that neither half uses
+    must say ``n=``. The returned split's name is the canonical spec, which parses back to it.
+    """
+    prefix, _, body = spec.partition(":")
+    fields = body.split(":")
+    if prefix != "channels" or "/" not in fields[0]:
+        raise ValueError(f"{spec}: expected channels:A/B[:LOSS][:bins=K][:range=LOW,HIGH][:n=C]")
+    first_text, _, second_text = fields[0].partition("/")
+    first, second = _indices(first_text, spec), _indices(second_text, spec)
+    shared = sorted(set(first) & set(second))
+    if shared:
+        raise ValueError(
+            f"{spec}: channels {shared} are in both halves (a half would see its target)"
+        )
+    loss, bins, value_range, count = ("reg", "reg"), _DEFAULT_BINS, _DEFAULT_RANGE, None
+    for part in fields[1:]:
+        key, eq, value = part.partition("=")
+        try:
+            if not eq:
+                kinds = tuple(part.split(","))
+                if not set(kinds) <= set(LOSSES) or len(kinds) not in (1, 2):
+                    raise ValueError
+                loss = (kinds * 2)[:2]
+            elif key == "bins":
+                bins = int(value)
+                if bins < 2:
+                    raise ValueError
+            elif key == "range":
+                low, high = (float(v) for v in value.split(","))
+                if not low < high:
+                    raise ValueError
+                value_range = (low, high)
+            elif key == "n":
+                count = int(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{spec}: cannot read {part!r}; use reg, cl, cl,reg, bins=K (K >= 2), "
+                "range=LOW,HIGH (LOW < HIGH) or n=C"
+            ) from None
+    largest = max(first + second) + 1
+    if count is not None and count < largest:
+        raise ValueError(f"{spec}: n={count} but channel {largest - 1} is used")
+    count = count or largest
+    name = f"channels:{first_text}/{second_text}:{loss[0]},{loss[1]}"
+    if "cl" in loss:
+        name += f":bins={bins}:range={value_range[0]:g},{value_range[1]:g}"
+    split = channel_split(count, first, second, loss, bins, value_range)
+    return replace(split, name=f"{name}:n={count}")
+
+
 BUILTIN = {"lab": lab_split, "rgbd": rgbd_split}
 
 
@@ -250,8 +253,6 @@ def get_split(name: str | Split) -> Split:
     if isinstance(name, Split):
         return name
     if name.startswith("channels:"):
-        from .data.channels import parse_channel_split  # the grammar lives with the data
-
         return parse_channel_split(name)
     if name not in BUILTIN:
         raise ValueError(

@@ -7,10 +7,15 @@ import pytest
 import torch
 
 import splitbrain as sb
-from splitbrain.data.channels import ChannelDataset, open_channels, parse_channel_split
-from splitbrain.data.errors import DatasetError
-from splitbrain.splits import get_split
-from splitbrain.training import TrainConfig, pretrain
+from splitbrain.data import (
+    DatasetError,
+    EvalTransform,
+    ImageDataset,
+    TrainTransform,
+    open_channels,
+)
+from splitbrain.splits import get_split, parse_channel_split
+from splitbrain.train import TrainConfig, pretrain
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -64,17 +69,17 @@ def test_grammar_errors_name_the_problem(spec, message):
 def test_channel_dataset_over_npz(bands_npz):
     source = open_channels(f"npz:{bands_npz}")
     assert source.num_channels == 13 and len(source) == 6
-    dataset = ChannelDataset(source, resize=16, crop=12, train=True, num_channels=13)
+    dataset = ImageDataset(source, TrainTransform(resize=16, crop=12), channels=13)
     item, label = dataset[4]
     assert item.shape == (13, 12, 12) and item.dtype == torch.uint8 and label == 4
-    images, labels = ChannelDataset.collate([dataset[0], dataset[1]])
+    images, labels = ImageDataset.collate([dataset[0], dataset[1]])
     assert images.shape == (2, 13, 12, 12) and labels.tolist() == [0, 1]
-    centre = ChannelDataset(source, resize=None, crop=12, train=False)[2][0]
+    centre = ImageDataset(source, EvalTransform(resize=None, crop=12))[2][0]
     expected = _images()[2][4:16, 6:18].transpose(2, 0, 1)
     np.testing.assert_array_equal(centre.numpy(), expected)  # no resize: exact pixels
-    assert "13 channels" in dataset.report()
+    assert "13 channels" in source.describe()
     with pytest.raises(DatasetError, match="n=13"):
-        ChannelDataset(source, 16, 12, num_channels=5)
+        ImageDataset(source, TrainTransform(16, 12), channels=5)
 
 
 def test_tiff_pages_as_channels_samples_and_folders(tmp_path):
@@ -89,7 +94,7 @@ def test_tiff_pages_as_channels_samples_and_folders(tmp_path):
         np.testing.assert_array_equal(source[i], images[i])
     single = open_channels(folder / "b.tiff")
     assert len(single) == 1 and single[0].shape == (20, 24, 5)
-    item = ChannelDataset(source, 20, 16, train=False, num_channels=5)[0][0]
+    item = ImageDataset(source, EvalTransform(20, 16), channels=5)[0][0]
     assert item.shape == (5, 16, 16)
     tifffile.imwrite(tmp_path / "wide.tif", images[0].astype(np.uint16))
     with pytest.raises(DatasetError, match="uint8"):
@@ -100,9 +105,9 @@ def test_channel_split_model_learns_from_13_bands(bands_npz):
     torch.manual_seed(0)
     model = sb.build(
         "splitbrain", preset="small", split="channels:0-2/3-12:cl,reg:bins=8:n=13", width=0.125
-    )
-    dataset = ChannelDataset(open_channels(bands_npz), 16, 16, train=False, num_channels=13)
-    images, _ = ChannelDataset.collate(list(dataset))
+    ).train()
+    dataset = ImageDataset(open_channels(bands_npz), EvalTransform(16, 16), channels=13)
+    images, _ = ImageDataset.collate(list(dataset))
     raw, valid = model.split.space.decode_batch(images)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

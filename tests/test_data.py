@@ -16,8 +16,10 @@ from splitbrain.data import (
     DatasetError,
     EvalTransform,
     ImageDataset,
+    Source,
     TrainTransform,
     detect_format,
+    open_channels,
     open_source,
     scan_source,
 )
@@ -437,3 +439,59 @@ def test_shared_exact_npz_matches_the_jpegs(shared_data):
         assert label == jpeg_label
         assert np.abs(image.astype(int) - jpeg.astype(int)).mean() < 15  # JPEG error only
     assert exact.labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
+
+
+# ---------------------------------------------------------------- one source protocol
+
+
+def _image_sources(tmp_path: Path) -> dict:
+    folder = tmp_path / "folder"
+    for i in range(3):
+        _png(folder / "c" / f"{i}.png", _rgb(i))
+    np.savez(tmp_path / "a.npz", images=np.stack([_rgb(i) for i in range(4)]), labels=[0, 1, 0, 1])
+    bands = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 5), dtype=np.uint8)
+    np.savez(tmp_path / "bands.npz", images=bands)
+    return {
+        "folder": open_source(f"folder:{folder}"),
+        "npz": open_source(f"npz:{tmp_path / 'a.npz'}"),
+        "skimage": open_source("skimage:5"),
+        "channels": open_channels(f"npz:{tmp_path / 'bands.npz'}"),
+    }
+
+
+def _rgbd_sources(tmp_path: Path) -> dict:
+    from splitbrain.rgbd import RGBDSelection, open_rgbd
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (4, 6, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "f.npz", rgb=rgb, depth=rng.uniform(0.5, 3, (4, 6, 8)).astype(np.float32))
+    frames = open_rgbd(f"npz:{tmp_path / 'f.npz'}")
+    return {"rgbd npz": frames, "rgbd selection": RGBDSelection([frames, frames], [0, 2, 5])}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):
+        return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    return np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kind", ["folder", "npz", "skimage", "channels", "rgbd npz", "rgbd selection"]
+)
+def test_every_source_indexes_like_a_python_sequence(tmp_path, kind):
+    """Images, channel stacks and RGB-D frames follow one protocol: negative indices count
+    from the end; anything outside [-len, len) is an IndexError naming the source."""
+    sources = {**_image_sources(tmp_path), **_rgbd_sources(tmp_path)}
+    source = sources[kind]
+    n = len(source)
+    assert isinstance(source, Source) and n >= 3
+    for i in (-1, -n):
+        assert _same(source[i], source[i % n])
+        assert source.name(i) == source.name(i % n) and source.label(i) == source.label(i % n)
+        item, label = source.load(i)
+        assert _same(item, source[i % n]) and label == source.label(i % n)
+    for bad in (n, -n - 1):
+        with pytest.raises(IndexError, match="out of range"):
+            source[bad]
+        with pytest.raises(IndexError, match="out of range"):
+            source.name(bad)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from splitbrain.depth import (
+from splitbrain.rgbd.hha import (
     Intrinsics,
     backproject,
     estimate_gravity,

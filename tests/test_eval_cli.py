@@ -1,7 +1,6 @@
 """The evaluation commands: probe, knn and finetune, their reports and their errors."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,13 +105,6 @@ def test_unlabeled_data_is_a_clear_error(npz, capsys):
     assert main(argv) == 1
     error = capsys.readouterr().err.strip()
     assert "has no labels" in error and len(error.splitlines()) == 1
-
-
-def test_kraehenbuehl_without_the_init_module_is_a_clear_error(npz, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "splitbrain.init", None)  # as if not written yet
-    argv = ["knn", "--weights", "init:kraehenbuehl:small:0.125", *data_args(npz), *FAST]
-    assert main(argv) == 1
-    assert "kraehenbuehl_init_" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,6 @@
 """Evaluation: probe grids, the linear probe's learning and its hands-off trunk, kNN, mAP,
 fine-tuning, baselines and the periodic kNN callback."""
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +11,6 @@ import splitbrain as sb
 from splitbrain.data.base import ArraySource
 from splitbrain.evaluate import (
     FinetuneConfig,
-    KNNProbeCallback,
     LabelledData,
     ProbeConfig,
     activation_shapes,
@@ -30,7 +26,9 @@ from splitbrain.evaluate import (
     topk_correct,
 )
 from splitbrain.evaluate.features import FrozenTrunk
-from splitbrain.training import TrainConfig, pretrain
+from splitbrain.init import kraehenbuehl_init_
+from splitbrain.train import TrainConfig, pretrain
+from splitbrain.train.callbacks import KNNProbeCallback
 
 CONVS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
 
@@ -241,18 +239,29 @@ def test_gaussian_baseline_has_batchnorm_statistics_from_the_data(small_data):
     assert not torch.equal(bn.running_var, torch.ones_like(bn.running_var))
 
 
-def test_kraehenbuehl_baseline_plugs_into_splitbrain_init(small_data, monkeypatch):
+def test_kraehenbuehl_baseline_initialises_from_the_training_images(small_data, monkeypatch):
+    """The baseline runs splitbrain.init on a batch of random crops of all 160 training
+    images, scaled to [0, 1], and gives the model it initialised, in eval mode."""
+    from splitbrain.evaluate import baselines
+
     seen = []
-    fake = types.ModuleType("splitbrain.init")
-    fake.kraehenbuehl_init_ = lambda model, raw, seed: seen.append((model.config.variant, raw))
-    monkeypatch.setitem(sys.modules, "splitbrain.init", fake)
+
+    def record(model, raw, seed):
+        seen.append(raw)
+        return kraehenbuehl_init_(model, raw, seed=seed)
+
+    monkeypatch.setattr(baselines, "kraehenbuehl_init_", record)
     name, model = open_model("init:kraehenbuehl:small:0.125", small_data)
-    variant, raw = seen[0]
-    assert name == "init:kraehenbuehl:small:0.125" and variant == "splitbrain"
-    assert raw.shape == (160, 3, 32, 32) and raw.min() >= 0 and raw.max() <= 1  # all 160
-    del fake.kraehenbuehl_init_
-    with pytest.raises(ValueError, match="no kraehenbuehl_init_"):
-        open_model("init:kraehenbuehl:small:0.125", small_data)
+    (raw,) = seen
+    assert name == "init:kraehenbuehl:small:0.125" and model.config.variant == "splitbrain"
+    assert raw.shape == (160, 3, 32, 32) and raw.min() >= 0 and raw.max() <= 1
+    assert not model.training
+    # the running statistics are those of the batch: conv1's BatchNorm normalises it exactly
+    bn = model.encoders[0].tower.layers["conv1"][1]
+    z = model.encoders[0].tower.layers["conv1"][0](
+        model.encoder_input(model.encoders[0], model.channels(raw))
+    )
+    torch.testing.assert_close(bn.running_mean, z.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- fine-tuning
@@ -265,7 +274,10 @@ def test_finetune_above_a_layer_leaves_the_layers_below_alone(small_data):
         freeze_through="conv3", epochs=1, batch_size=32, workers=0, progress=False
     )
     result = finetune(model, small_data, config)
-    assert result.head_layer == "fc7" and 0 <= result.scores["top1"] <= 100
+    assert result.head_layer == "fc7" and list(result.scores) == ["top1"]
+    assert (result.train_items, result.test_items) == (160, 64)
+    correct = result.scores["top1"] * 64 / 100  # top-1 counts whole test images
+    assert correct == pytest.approx(round(correct))
     after = model.state_dict()
     for name, tensor in before.items():
         frozen = any(f".layers.{n}." in name for n in ("conv1", "conv2", "conv3"))
@@ -285,7 +297,22 @@ def test_multilabel_finetune_is_scored_by_map(small_data):
     config = FinetuneConfig(head_layer="conv5", epochs=1, batch_size=32, workers=0, progress=False)
     result = finetune(tiny(), data, config, targets=(y_train, y_test))
     assert list(result.scores) == ["mAP"] and len(result.per_class_ap) == 4
-    assert 0 <= result.scores["mAP"] <= 100
+    assert result.scores["mAP"] == pytest.approx(100 * np.mean(result.per_class_ap))
+
+
+def test_finetuning_the_head_alone_learns_a_linear_function_of_its_layer(linear_task):
+    """Labels that are a linear function of the pooled conv5 features: a head fine-tuned on
+    the frozen conv5 of that very network learns them (chance is 50%)."""
+    model, train, y_train, test, y_test = linear_task
+    data = labelled(train[:400], y_train[:400], test[:200], y_test[:200])
+    config = FinetuneConfig(
+        head_layer="conv5", freeze_through="conv5", epochs=8, lr=0.1, batch_size=32,
+        crop=32, resize=32, workers=0, progress=False,
+    )  # fmt: skip
+    before = state(model)
+    result = finetune(model, data, config)
+    assert result.scores["top1"] >= 75.0, result.scores
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 # ---------------------------------------------------------------------------- kNN callback

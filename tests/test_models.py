@@ -8,7 +8,7 @@ import torch
 import splitbrain as sb
 from splitbrain.losses import classification_loss, regression_loss
 from splitbrain.models import AlexNet, count_parameters
-from splitbrain.objective import downsample
+from splitbrain.objective import downsample, target_histograms
 from splitbrain.quantize import SoftTargets, ab_quantizer
 
 
@@ -148,7 +148,7 @@ def test_downsample_averages_valid_pixels_only():
 @pytest.mark.parametrize("variant", [v for v in sb.VARIANTS if v != "gaussian"])
 def test_every_variant_learns_a_fixed_batch(variant):
     torch.manual_seed(0)
-    model = sb.build(variant, preset="small", width=0.25)
+    model = sb.build(variant, preset="small", width=0.25).train()
     rgb = torch.rand(8, 3, 32, 32)
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)
     objective = sb.Objective()
@@ -160,7 +160,20 @@ def test_every_variant_learns_a_fixed_batch(variant):
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.75 * losses[0], losses
-    assert set(logs) >= {"loss"}
+    # one loss per head (and a pixel accuracy per classification head), weighted into the total
+    heads = {
+        f"{e.half.name}/{t.name}": (task.weight * t.weight, t.loss)
+        for e in model.config.encoders
+        for task in e.all_tasks
+        for t in e.half.targets
+        if t.name in task.targets
+    }
+    expected = {"loss"} | {f"{h}/loss" for h in heads}
+    expected |= {f"{h}/accuracy" for h, (_, kind) in heads.items() if kind == "cl"}
+    assert set(logs) == expected
+    total = sum(weight * logs[f"{h}/loss"] for h, (weight, _) in heads.items())
+    torch.testing.assert_close(logs["loss"], total)
+    torch.testing.assert_close(logs["loss"], loss.detach())
 
 
 def test_joint_network_zeroes_the_channels_a_task_does_not_see():
@@ -172,11 +185,38 @@ def test_joint_network_zeroes_the_channels_a_task_does_not_see():
     assert [t.weight for t in full] == pytest.approx([1 / 3] * 3)
 
 
-def test_soft_encoding_and_rebalancing_objective_runs():
+def test_rebalancing_multiplies_each_position_by_the_weight_of_its_bin():
+    """A flat colour puts every grid cell in one ab bin b: rebalancing weights w scale the
+    loss by exactly w[b], whatever the other bins' weights, with hard and soft targets."""
+    torch.manual_seed(0)
     model = sb.build("l2ab-cl", preset="small", width=0.25)
-    weights = torch.ones(313)
-    loss, logs = sb.Objective(soft=True, rebalance={"ab": weights})(model, torch.rand(2, 3, 32, 32))
-    assert loss.item() > 0 and "L->ab/ab/accuracy" in logs
+    rgb = torch.tensor([0.8, 0.3, 0.2]).view(1, 3, 1, 1).expand(2, 3, 32, 32).contiguous()
+    counts = target_histograms(model, rgb)
+    (b,) = counts["ab"].nonzero().flatten().tolist()
+    assert counts["ab"][b] == 2 * 8 * 8 and set(counts) == {"ab"}
+    weights = torch.full((313,), 7.0)
+    weights[b] = 2.5
+    for soft in (False, True):
+        plain, _ = sb.Objective(soft=soft)(model, rgb)
+        weighted, _ = sb.Objective(soft=soft, rebalance={"ab": weights})(model, rgb)
+        torch.testing.assert_close(weighted, 2.5 * plain)
+
+
+def test_models_are_built_and_loaded_in_eval_mode_and_features_change_nothing(tmp_path):
+    model = sb.build("splitbrain", preset="small", width=0.25)
+    loaded = sb.load(sb.save(model, tmp_path / "w.safetensors"))
+    assert not model.training and not loaded.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rgb = torch.rand(4, 3, 32, 32)
+    frozen = model.features(rgb, "conv5")["conv5"]
+    assert not frozen.requires_grad
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    # eval mode: an image's features do not depend on the rest of its batch
+    torch.testing.assert_close(frozen[:2], model.features(rgb[:2], "conv5")["conv5"])
+    graph = model.features(rgb, "conv5", grad=True)["conv5"]
+    assert graph.requires_grad
+    graph.sum().backward()
+    assert model.encoders[0].tower.layers["conv1"][0].weight.grad is not None
 
 
 def test_missing_depth_never_leaks_into_the_loss():

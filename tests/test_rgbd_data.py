@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from splitbrain.data.rgbd import (
+from splitbrain.rgbd.hha import Intrinsics, hha
+from splitbrain.rgbd.sources import (
     NYU_INTRINSICS,
     NYUDepthMat,
     RGBDError,
@@ -17,7 +18,6 @@ from splitbrain.data.rgbd import (
     RGBDPngPairs,
     open_rgbd,
 )
-from splitbrain.depth import Intrinsics, hha
 
 
 def _frames(n: int, h: int, w: int, seed: int = 0):

@@ -10,12 +10,12 @@ import torch
 
 import splitbrain as sb
 from splitbrain.cli import ArgumentParser
-from splitbrain.commands import rgbd as rgbd_command
-from splitbrain.data.rgbd import open_rgbd
-from splitbrain.data.rgbd_dataset import RGBDDataset
-from splitbrain.depth import Intrinsics
-from splitbrain.pretext import disparity_to_depth, holdout_indices
-from splitbrain.training import TrainConfig, pretrain
+from splitbrain.cli import rgbd as rgbd_command
+from splitbrain.data import EvalTransform, TrainTransform
+from splitbrain.rgbd import RGBDDataset, holdout_indices, open_rgbd
+from splitbrain.rgbd.hha import Intrinsics
+from splitbrain.rgbd.pretext import disparity_to_depth
+from splitbrain.train import TrainConfig, pretrain
 
 H, W = 40, 48
 
@@ -47,7 +47,8 @@ def rgbd_npz(tmp_path: Path) -> Path:
 
 
 def _dataset(path: Path, resize, crop: int, train: bool) -> RGBDDataset:
-    return RGBDDataset(open_rgbd(f"npz:{path}"), resize, crop, train=train, progress=False)
+    transform = (TrainTransform if train else EvalTransform)(resize, crop)
+    return RGBDDataset(open_rgbd(f"npz:{path}"), transform, progress=False)
 
 
 def test_items_are_uint8_rgb_hha_mask_and_mask_is_zero_exactly_at_missing_depth(rgbd_npz):
@@ -105,7 +106,7 @@ def test_frames_without_intrinsics_warn_once_and_are_counted(tmp_path):
 def test_rgbd_loss_falls_on_a_fixed_batch(rgbd_npz):
     torch.manual_seed(0)
     images, _ = RGBDDataset.collate(list(_dataset(rgbd_npz, None, 32, train=False)))
-    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125)
+    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125).train()
     raw, valid = model.split.space.decode_batch(images)
     objective = sb.Objective()
     # 1e-2 rather than the small preset's 1e-3: HHA targets span +-100 normalised units, and
@@ -143,8 +144,8 @@ def test_disparity_to_depth_inverts_the_hha_scaling():
 def _cli(*argv: str) -> int:
     parser = ArgumentParser(prog="splitbrain")
     sub = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
-    evaluate = rgbd_command.register(sub)
-    evaluate.set_defaults(run=rgbd_command.run, parser=evaluate)
+    for command in rgbd_command.register(sub):
+        command.set_defaults(run=rgbd_command.run, parser=command)
     args = parser.parse_args(list(argv))
     return args.run(args)
 

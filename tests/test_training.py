@@ -14,8 +14,12 @@ import torch
 from test_data_bad_files import messy_folder  # noqa: F401 (a fixture: every kind of bad file)
 
 import splitbrain as sb
-from splitbrain.stream import StepSampler
-from splitbrain.training import TrainConfig, pretrain
+from splitbrain.cli import build_parser
+from splitbrain.cli.pretrain import config_from_args
+from splitbrain.objective import Objective
+from splitbrain.train import TrainConfig, pretrain
+from splitbrain.train.stream import StepSampler
+from splitbrain.train.task import PretrainTask
 
 CLI = [sys.executable, "-m", "splitbrain"]
 
@@ -61,7 +65,11 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_step_sampler_splits_global_batches_and_resumes():
     full = list(StepSampler(10, 4, 6, seed=3))
     assert len(full) == 24
-    assert sorted(i for i, _ in full[:8]) == list(range(8)) or len({i for i, _ in full[:10]}) == 10
+    # positions 0-9 are epoch 0, 10-19 epoch 1: each a permutation drawn from (seed, epoch)
+    for epoch in (0, 1):
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(3 * 1_000_003 + epoch))
+        assert [i for i, _ in full[10 * epoch : 10 * epoch + 10]] == order.tolist()
+    assert len({seed for _, seed in full}) == 24  # every sample its own augmentation seed
     ranks = [list(StepSampler(10, 4, 6, seed=3, rank=r, world_size=2)) for r in (0, 1)]
     for step in range(6):
         merged = ranks[0][2 * step : 2 * step + 2] + ranks[1][2 * step : 2 * step + 2]
@@ -150,6 +158,49 @@ def test_ddp_two_cpu_processes_share_the_global_batch(tmp_path, tiny_npz):
         local = [ranks[r]["labels"][step] for r in (0, 1)]
         assert [len(x) for x in local] == [4, 4]
         assert local[0] + local[1] == [i for i, _ in expected[8 * step : 8 * step + 8]]
+
+
+def test_learning_rate_follows_the_recipes_steps():
+    """The ECCV16 recipe: x1/3, x1/10, x1/30 at 240k, 300k and 400k of 450k iterations, as
+    fractions of the run; the scheduler the task hands Lightning applies them per step."""
+    config = TrainConfig(preset="small", lr=1e-3)
+    factors = [config.lr_factor(step, 450) for step in (0, 239, 240, 299, 300, 399, 400, 449)]
+    assert factors == [1, 1, 1 / 3, 1 / 3, 1 / 10, 1 / 10, 1 / 30, 1 / 30]
+    model = sb.build("splitbrain", preset="small", width=0.125)
+    task = PretrainTask(model, config, total_steps=9, objective=Objective())
+    optimisers = task.configure_optimizers()
+    optimiser, schedule = optimisers["optimizer"], optimisers["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(9):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        schedule.step()
+    # milestones round(9 * 240/450) = 5, round(9 * 300/450) = 6, round(9 * 400/450) = 8
+    expected = [1e-3] * 5 + [1e-3 / 3, 1e-4, 1e-4, 1e-3 / 30]
+    assert rates == pytest.approx(expected)
+
+
+def test_rebalance_option_weights_the_loss_by_the_runs_bin_prior(tmp_path, tiny_npz, caplog):
+    args = build_parser().parse_args(["pretrain", "--data", "x", "--rebalance"])
+    assert config_from_args(args).rebalance == 0.5
+    args = build_parser().parse_args(["pretrain", "--data", "x", "--rebalance", "0.25"])
+    assert config_from_args(args).rebalance == 0.25
+    assert (
+        config_from_args(build_parser().parse_args(["pretrain", "--data", "x"])).rebalance is None
+    )
+    common = {
+        "data": f"npz:{tiny_npz}", "preset": "small", "width": 0.125, "steps": 3,
+        "batch_size": 8, "workers": 0, "progress": False,
+    }  # fmt: skip
+    with caplog.at_level("INFO", logger="splitbrain"):
+        plain = sb.load(pretrain(TrainConfig(out=str(tmp_path / "plain"), **common)))
+        weighted = sb.load(
+            pretrain(TrainConfig(out=str(tmp_path / "weighted"), rebalance=0.5, **common))
+        )
+    assert "rebalancing ab: weights" in caplog.text and "rebalancing L: weights" in caplog.text
+    assert "rebalance: 0.5" in (tmp_path / "weighted" / "config.yaml").read_text()
+    a, b = plain.state_dict(), weighted.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_gaussian_variant_saves_calibrated_initial_weights(tmp_path, tiny_npz):

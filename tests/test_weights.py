@@ -1,6 +1,7 @@
 """Weights files: round trip, metadata, and clear errors for files that are not ours."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,3 +67,51 @@ def test_corrupt_and_foreign_files_give_clear_errors(tmp_path):
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
     sb.save(sb.build("splitbrain", preset="small", width=0.25), tmp_path / "w.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+@pytest.mark.parametrize("name", ["splitbrain_lab", "rgbd", "channels"])
+def test_files_written_by_version_0_1_still_load(tmp_path, name):
+    """tests/data holds the headers (metadata, tensor names, shapes, dtypes) of weights files
+    that version 0.1 wrote: a file with that header loads, into the same kind of model."""
+    header = json.loads((Path(__file__).parent / "data" / "weights_v0.1_headers.json").read_text())
+    record = header[name]
+    dtypes = {"F32": torch.float32, "I64": torch.int64}
+    tensors = {
+        k: torch.zeros(shape, dtype=dtypes[dtype])
+        for k, (shape, dtype) in record["tensors"].items()
+    }
+    path = tmp_path / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata=record["metadata"])
+    model = sb.load(path)
+    saved = json.loads(record["metadata"]["config"])
+    assert model.config.split.name == saved["split"]["name"]
+    assert model.split.space.kind == saved["split"]["space"]["kind"]
+    assert model.split.space.to_dict() == {
+        k: v if k == "kind" else tuple(v) for k, v in saved["split"]["space"].items()
+    }
+    assert set(model.state_dict()) == set(tensors)
+    # and this version writes the same configuration back
+    rewritten = sb.save(model, tmp_path / "again.safetensors")
+    with safe_open(str(rewritten), framework="pt") as f:
+        again = json.loads(f.metadata()["config"])
+    saved.pop("extra")  # the one field dropped since 0.1: it was never used
+    assert again == saved
+
+
+def test_info_describes_a_weights_file(tmp_path, capsys):
+    from splitbrain.cli import main
+    from splitbrain.models import count_parameters
+
+    model = sb.build("splitbrain", preset="small", width=0.25)
+    path = sb.save(model, tmp_path / "w.safetensors")
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"{path}: variant splitbrain, split lab, preset small, "
+        f"{count_parameters(model):,} parameters"
+    )
+    assert lines[1] == "  L->ab: width 0.125, inputs (0,) -> ab (cl)"
+    assert lines[2] == "  ab->L: width 0.125, inputs (1, 2) -> L (cl)"
+    assert lines[3] == f"  layers: {', '.join(model.layer_names)}"
+    assert main(["info", str(tmp_path / "missing.safetensors")]) == 1
+    assert "missing.safetensors" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Image data sources for training and evaluation: folders, CIFAR, STL-10, npz, built-in photos.
+"""Data sources for training and evaluation: folders, CIFAR, STL-10, npz, built-in photos, and
+channel stacks (npz, TIFF). RGB-D frames are in ``splitbrain.rgbd``, on the same protocol.
 
     from splitbrain.data import open_source, scan_source, ImageDataset, TrainTransform
     src = open_source("folder:/path/to/photos", split="train")
@@ -10,11 +11,11 @@ See docs/DATA.md for the formats, the specs and the bad-file policy.
 """
 
 from .badlog import BadImageLog
-from .base import UNLABELED, ImageSource
+from .base import UNLABELED, ImageSource, Source
 from .dataset import ImageDataset
 from .errors import BadImage, DatasetError
 from .scan import scan_source
-from .sources import FORMATS, detect_format, open_source
+from .sources import FORMATS, detect_format, open_channels, open_source
 from .transforms import EvalTransform, TrainTransform
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
     "EvalTransform",
     "ImageDataset",
     "ImageSource",
+    "Source",
     "TrainTransform",
     "detect_format",
+    "open_channels",
     "open_source",
     "scan_source",
 ]

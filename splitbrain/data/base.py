@@ -1,10 +1,15 @@
-"""The interface every image source offers, whatever its storage, plus in-memory array sources.
+"""The protocol every data source follows, whatever it holds: photographs, channel stacks or
+RGB-D frames, plus in-memory array sources.
 
-A source is an indexed, fixed-order list of RGB images with optional integer labels. It does no
+A source is an indexed, fixed-order list of items with optional integer labels. It does no
 augmentation and keeps no state between calls, so DataLoader worker processes can share it.
+Indices follow Python's sequences: ``-len(source) <= i < len(source)``, negative ones counting
+from the end; any other index raises IndexError naming the source.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -12,12 +17,70 @@ import numpy as np
 UNLABELED = -1
 
 
-class ImageSource:
-    """An indexed list of images: ``load(i)`` gives (H, W, 3) uint8 RGB and an int label."""
+class Source:
+    """``source[i]`` is item i; ``load(i)`` is (item, label); ``name(i)`` identifies it in logs.
+
+    Subclasses give ``__len__``, ``_item(i)`` for an index already in range and non-negative,
+    and ``path``; ``labels`` (one int per item, -1 for none) and ``classes`` when they know them.
+    """
 
     format = "?"
+    path: Any = ""
+    labels: np.ndarray | None = None
+    classes: list[str] | None = None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _item(self, i: int) -> Any:
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        """The ``FORMAT:PATH`` string that opens this source again."""
+        return f"{self.format}:{self.path}"
+
+    def _index(self, i: int) -> int:
+        """``i`` as a non-negative index, or IndexError."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"item {i} out of range for {n} items of {self.spec}")
+        return int(i) % n
+
+    def __getitem__(self, i: int) -> Any:
+        return self._item(self._index(i))
+
+    def load(self, i: int) -> tuple[Any, int]:
+        """(item ``i``, its label)."""
+        i = self._index(i)
+        return self._item(i), self.label(i)
+
+    def label(self, i: int) -> int:
+        """The class index of item ``i``, or -1 when it has none."""
+        return UNLABELED if self.labels is None else int(self.labels[self._index(i)])
+
+    def name(self, i: int) -> str:
+        """A human-readable id of item ``i`` for logs and error messages."""
+        return f"{self.spec}[{self._index(i)}]"
+
+    def describe(self) -> str:
+        """One line for logs: what was read and how many items."""
+        return f"{self.spec}: {len(self):,} items"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+class ImageSource(Source):
+    """Images, or stacks of ``num_channels`` uint8 channels: item i is an (H, W, C) array.
+
+    ``load_with_note`` also says which conversion an image needed to become RGB (counted by the
+    bad-file log); decoding failures raise ``BadImage``.
+    """
+
     #: Whether ``check`` must decode items, which a scan can spread over processes.
     decodes_files = False
+    num_channels = 3
 
     def __init__(
         self,
@@ -35,30 +98,11 @@ class ImageSource:
         if self.labels is not None and len(self.labels) != count:
             raise ValueError(f"{len(self.labels)} labels for {count} images")
 
-    @property
-    def spec(self) -> str:
-        """The ``FORMAT:PATH`` string that opens this source again."""
-        return f"{self.format}:{self.path}"
-
     def __len__(self) -> int:
         return self._count
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe()}>"
-
-    def _index(self, i: int) -> int:
-        if not 0 <= i < self._count:
-            raise IndexError(f"item {i} out of range for {self._count} items of {self.spec}")
-        return int(i)
-
-    def label(self, i: int) -> int:
-        """The class index of item ``i``, or -1 when it has none."""
-        return UNLABELED if self.labels is None else int(self.labels[self._index(i)])
-
-    def load(self, i: int) -> tuple[np.ndarray, int]:
-        """Item ``i`` as ((H, W, 3) uint8 RGB, label); raises BadImage when it cannot be decoded."""
-        image, label, _ = self.load_with_note(i)
-        return image, label
+    def _item(self, i: int) -> np.ndarray:
+        return self._read(i)[0]
 
     def load_with_note(self, i: int) -> tuple[np.ndarray, int, str | None]:
         """Like ``load``, plus the conversion the item needed to become RGB (None when none)."""
@@ -71,26 +115,24 @@ class ImageSource:
         image, _, note = self.load_with_note(i)
         return note, (image.shape[0], image.shape[1])
 
-    def name(self, i: int) -> str:
-        """A human-readable id of item ``i`` for logs and error messages."""
-        return f"{self.spec}[{self._index(i)}]"
-
     def describe(self) -> str:
-        """One line: format, path, split, number of items, classes."""
+        """One line: format, path, split, number of items, channels, classes."""
         if self.classes is None:
             classes = "unlabeled"
         else:
             shown = ", ".join(self.classes[:10]) + (", ..." if len(self.classes) > 10 else "")
             classes = f"{len(self.classes)} classes ({shown})"
-        return f"{self.format} {self.path} split={self.split}: {len(self):,} images, {classes}"
+        channels = "" if self.num_channels == 3 else f", {self.num_channels} channels"
+        count = f"{len(self):,} images{channels}"
+        return f"{self.format} {self.path} split={self.split}: {count}, {classes}"
 
     def _read(self, i: int) -> tuple[np.ndarray, str | None]:
-        """The (H, W, 3) uint8 RGB image of in-range item ``i`` and its conversion note."""
+        """The (H, W, C) uint8 array of in-range item ``i`` and its conversion note."""
         raise NotImplementedError
 
 
 class ArraySource(ImageSource):
-    """Images already decoded in an (N, H, W, 3) uint8 array (or a memory map of one)."""
+    """Images already decoded in an (N, H, W, C) uint8 array (or a memory map of one)."""
 
     def __init__(
         self,
@@ -102,6 +144,7 @@ class ArraySource(ImageSource):
     ) -> None:
         super().__init__(path, split, len(images), labels, classes)
         self.images = images
+        self.num_channels = images.shape[-1]
 
     def _read(self, i: int) -> tuple[np.ndarray, str | None]:
         return np.array(self.images[i]), None  # a copy: callers may write into it

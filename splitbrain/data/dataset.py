@@ -1,4 +1,6 @@
-"""ImageDataset: a torch Dataset over an ImageSource that skips bad items instead of crashing."""
+"""ImageDataset: a torch Dataset over an ImageSource that skips bad items instead of crashing.
+
+Photographs and channel stacks alike: items are (C, crop, crop) uint8 tensors."""
 
 from __future__ import annotations
 
@@ -8,18 +10,20 @@ from torch.utils.data import Dataset, get_worker_info
 
 from .badlog import BadImageLog
 from .base import ImageSource
-from .errors import BadImage
+from .errors import BadImage, DatasetError
 from .transforms import EvalTransform, TrainTransform
 
 Item = tuple[torch.Tensor, int]
 
 
 class ImageDataset(Dataset):
-    """(uint8 (3, crop, crop) image, int label) items, or None for an item that proves bad.
+    """(uint8 (C, crop, crop) image, int label) items, or None for an item that proves bad.
 
     A bad item (undecodable, or shorter side under ``min_side``, default half the crop) is
     recorded in ``log`` with its reason and logged by name, and ``collate`` drops it. When
     ``log`` came from ``scan_source(source)``, the items it found bad are left out up front.
+    ``channels`` is the count the model expects: a mismatch fails here, naming the fix, rather
+    than as a shape error inside the first step.
     """
 
     def __init__(
@@ -28,7 +32,14 @@ class ImageDataset(Dataset):
         transform: TrainTransform | EvalTransform,
         log: BadImageLog | None = None,
         min_side: int | None = None,
+        channels: int | None = None,
     ) -> None:
+        if channels is not None and channels != source.num_channels:
+            raise DatasetError(
+                f"{source.spec}: the data has {source.num_channels} channels but the split "
+                f"expects {channels}; give the split's n= the data's count "
+                f"(e.g. channels:A/B:n={source.num_channels})"
+            )
         self.source = source
         self.transform = transform
         self.log = log if log is not None else BadImageLog()
@@ -56,7 +67,7 @@ class ImageDataset(Dataset):
 
     @staticmethod
     def collate(batch: list[Item | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stack the good items: (uint8 (B, 3, c, c), int64 (B,)); B may be 0 if all were bad."""
+        """Stack the good items: (uint8 (B, C, c, c), int64 (B,)); B may be 0 if all were bad."""
         items = [item for item in batch if item is not None]
         if not items:
             return torch.zeros((0, 3, 0, 0), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)

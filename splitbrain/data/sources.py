@@ -1,4 +1,5 @@
-"""``open_source``: turn a ``FORMAT:PATH`` spec into an ImageSource, detecting FORMAT if omitted."""
+"""Open data specs: ``open_source`` for photographs (``FORMAT:PATH``, FORMAT detected if
+omitted), ``open_channels`` for stacks of any number of channels (npz, TIFF)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .errors import DatasetError
 from .folder import FolderSource
 from .npz import NpzSource
 from .stl10 import Stl10Source
+from .tiff import TIFF_EXTENSIONS, TiffSource
 
 FORMATS = ("folder", "cifar10", "cifar100", "stl10", "npz", "skimage")
 _SPEC = re.compile(rf"^({'|'.join(FORMATS)}):(.*)$")
@@ -135,3 +137,20 @@ def open_source(
             local = extract_stl10(local, cache_dir)
         return Stl10Source(local, split)
     return CifarSource(fmt, local, split)
+
+
+def open_channels(spec: str | os.PathLike) -> ImageSource:
+    """Channel data of any channel count: ``npz:FILE``, ``tiff:FILE_OR_DIR``, or a bare path
+    recognised by its extension (.npz, .tif, .tiff) or as a folder of TIFF files."""
+    text = os.fspath(spec)
+    fmt, sep, rest = text.partition(":")
+    if sep and fmt == "npz":
+        return NpzSource(rest, rgb=False)
+    if sep and fmt in ("tif", "tiff"):
+        return TiffSource(rest)
+    path = Path(text)
+    if path.suffix.lower() == ".npz":
+        return NpzSource(path, rgb=False)
+    if path.is_dir() or path.suffix.lower() in TIFF_EXTENSIONS:
+        return TiffSource(path)
+    raise DatasetError(f"{text}: cannot tell the channel data format; use npz:FILE or tiff:PATH")

@@ -21,7 +21,7 @@ from .features import (
     probe_grids,
 )
 from .finetune import FinetuneConfig, FinetuneNet, FinetuneResult, finetune
-from .knn import KNNProbeCallback, KNNResult, knn_evaluate, knn_scores, pooled_features
+from .knn import KNNResult, knn_evaluate, knn_scores, pooled_features
 from .metrics import average_precision, mean_average_precision, topk_correct
 from .probe import ProbeConfig, ProbeHead, ProbeResult, linear_probe
 from .report import Table, write_report
@@ -33,7 +33,6 @@ __all__ = [
     "FinetuneNet",
     "FinetuneResult",
     "FrozenTrunk",
-    "KNNProbeCallback",
     "KNNResult",
     "LabelledData",
     "ProbeConfig",

@@ -5,7 +5,7 @@ any preset:
 
 * ``gaussian:PRESET[:WIDTH]``: the split-brain architecture at its random initialisation;
 * ``init:kraehenbuehl:PRESET[:WIDTH]``: the same after the data-dependent initialisation of
-  Krähenbühl et al. (``splitbrain.init.kraehenbuehl_init_(model, raw_batch)``), run on 256
+  Krähenbühl et al. (``splitbrain.init.kraehenbuehl_init_``), run on 256
   random crops of the evaluation's own training images. ``init:gaussian:...`` is the first.
 
 The gaussian network gets BatchNorm statistics measured on 10 batches of 80 of those images,
@@ -18,17 +18,16 @@ spec itself).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
 
 from ..data import TrainTransform
-from ..models import PRESETS, SplitBrain
+from ..init import calibrate_batchnorm, kraehenbuehl_init_
+from ..models import PRESETS, SplitBrain, input_geometry
 from ..variants import build
 from ..weights import load
 from .data import LabelledData, loader
-from .features import eval_geometry
 
 INITS = ("gaussian", "kraehenbuehl")
 CALIBRATION_BATCHES = 10
@@ -69,41 +68,21 @@ def parse_baseline(spec: str) -> tuple[str, str, float] | None:
     return parts[1], parts[2], width
 
 
-def _kraehenbuehl():
-    """``splitbrain.init.kraehenbuehl_init_``, written separately; a clear error until it is."""
-    try:
-        module = importlib.import_module("splitbrain.init")
-    except ModuleNotFoundError as error:
-        if error.name != "splitbrain.init":
-            raise
-        raise ValueError(
-            "init:kraehenbuehl needs splitbrain.init.kraehenbuehl_init_, which this "
-            "installation does not have"
-        ) from None
-    if not hasattr(module, "kraehenbuehl_init_"):
-        raise ValueError("splitbrain.init has no kraehenbuehl_init_(model, raw_batch)")
-    return module.kraehenbuehl_init_
-
-
 def build_baseline(
     init: str, preset: str, width: float, data: LabelledData, seed: int = 0
 ) -> SplitBrain:
     """An untrained split-brain network initialised by ``init`` from ``data``'s training
     images (random crops, as in pre-training), ready for evaluation in eval mode."""
-    from ..training import calibrate_batchnorm
-
-    init_ = _kraehenbuehl() if init == "kraehenbuehl" else None
     torch.manual_seed(seed)
     model = build("gaussian" if init == "gaussian" else "splitbrain", preset, width=width)
-    resize, crop = eval_geometry(preset)
-    train = data.dataset("train", TrainTransform(resize, crop))
-    if init_ is None:
+    train = data.dataset("train", TrainTransform(*input_geometry(preset)))
+    if init == "gaussian":
         batches = loader(train, CALIBRATION_BATCH_SIZE, shuffle=True, seed=seed)
         calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
     else:  # it sets the BatchNorm statistics itself, to those of its batch
         images, _ = next(iter(loader(train, INIT_BATCH_SIZE, shuffle=True, seed=seed)))
-        init_(model, images.float() / 255.0, seed=seed)
-    return model.eval()
+        kraehenbuehl_init_(model, images.float() / 255.0, seed=seed)
+    return model
 
 
 def open_model(spec: str, data: LabelledData, seed: int = 0) -> tuple[str, SplitBrain]:
@@ -111,5 +90,5 @@ def open_model(spec: str, data: LabelledData, seed: int = 0) -> tuple[str, Split
     name, spec = split_name(spec)
     baseline = parse_baseline(spec)
     if baseline is None:
-        return name, load(spec).eval()
+        return name, load(spec)
     return name, build_baseline(*baseline, data, seed)

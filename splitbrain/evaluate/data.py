@@ -74,13 +74,14 @@ class LabelledData:
         """``data``'s train split and ``test_data``'s test split (default: ``data``'s)."""
         train = open_source(data, split="train", download=download)
         test = open_source(test_data or data, split="test", download=download)
+        opened = cls(train, test, max_bad_fraction, progress, labelled)
         if test_data is None and train.format == "npz":
             log.warning(
                 "%s is one split: the test scores are on the training images; "
                 "pass --test-data for a held-out set",
                 data,
             )
-        return cls(train, test, max_bad_fraction, progress, labelled)
+        return opened
 
     def describe(self) -> str:
         return f"train: {self.train.describe()}\ntest:  {self.test.describe()}"

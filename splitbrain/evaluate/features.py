@@ -9,12 +9,11 @@ dimension count comes closest to 9,000, never larger than the activation itself.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models import PRESET_INPUT, SplitBrain
+from ..models import SplitBrain
 
 #: The paper's grid sides (SPEC section 5): 9,600 / 9,216 / 9,600 / 9,600 / 9,216 dimensions.
 PAPER_GRID = {
@@ -30,17 +29,6 @@ PAPER_GRID = {
 PAPER_PRESETS = ("paper", "transfer")
 TARGET_DIMS = 9000
 DEFAULT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-
-
-def eval_geometry(
-    preset: str, crop: int | None = None, resize: int | None = None
-) -> tuple[int, int]:
-    """(resize, crop) of evaluation images: the pre-training geometry of the preset (paper: 256
-    -> 180; small: 36 -> 32), so a probe sees images as the trunk was trained on them."""
-    from ..training import DEFAULT_RESIZE
-
-    crop = crop or PRESET_INPUT[preset]
-    return resize or max(crop, DEFAULT_RESIZE[preset]), crop
 
 
 def _out_side(side: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -135,62 +123,3 @@ class FrozenTrunk(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         activations = self.model.features(to_raw(images), list(self.grids))
         return {n: resize_activation(activations[n], g) for n, (g, _) in self.grids.items()}
-
-
-class Moments:
-    """Per-dimension mean and variance over a stream of (N, D) batches, in float64 sums, for
-    the probe's BatchNorm: exact whatever the order of the data (a running average of batch
-    statistics would be biased by class-sorted data)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.sum: Tensor | None = None
-        self.sum_sq: Tensor | None = None
-
-    def add(self, x: Tensor) -> None:
-        x = x.double()
-        if self.sum is None:
-            self.sum, self.sum_sq = x.sum(0), (x * x).sum(0)
-        else:
-            self.sum += x.sum(0)
-            self.sum_sq += (x * x).sum(0)
-        self.count += len(x)
-
-    def mean_var(self) -> tuple[Tensor, Tensor]:
-        if not self.count:
-            raise ValueError("no data to estimate the probe's BatchNorm statistics from")
-        mean = self.sum / self.count
-        return mean.float(), (self.sum_sq / self.count - mean * mean).clamp_min(0).float()
-
-
-def device_for(accelerator: str) -> torch.device:
-    """The torch device of a Lightning-style ``accelerator`` name (cpu, gpu/cuda, auto)."""
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--accelerator {accelerator}: no CUDA device is available")
-        return torch.device("cuda")
-    if accelerator == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if accelerator == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown accelerator {accelerator!r}; choose cpu, gpu or auto")
-
-
-def single_device_trainer(
-    device: torch.device, epochs: int, precision: str, progress: bool
-) -> L.Trainer:
-    """The Lightning trainer of the evaluation fits: one device, no logger, checkpoints or
-    validation, batches from our own loaders."""
-    return L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        precision=precision,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        use_distributed_sampler=False,
-    )

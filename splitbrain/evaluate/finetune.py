@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
-from ..models import PRESET_INPUT, SplitBrain
+from ..models import PRESET_INPUT, SplitBrain, input_geometry
 from .data import LabelledData, WithIndex, loader
-from .features import activation_shapes, device_for, eval_geometry, single_device_trainer, to_raw
+from .features import activation_shapes, to_raw
+from .fitting import LR_MILESTONES, device_for, fit_on_one_device, sgd_with_steps
 from .metrics import mean_average_precision, topk_correct
-from .probe import LR_MILESTONES, sgd_with_steps
 
 
 @dataclass
@@ -107,13 +107,8 @@ class FinetuneNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """uint8 (N,3,H,W) images -> (N, outputs) logits."""
-        model = self.model
-        channels = model.channels(to_raw(images))
-        parts = [
-            e.tower(model.encoder_input(e, channels), [self.head_layer])[self.head_layer]
-            for e in model.encoders
-        ]
-        return self.head(torch.cat(parts, 1).mean((2, 3)))
+        x = self.model.features(to_raw(images), self.head_layer, grad=True)[self.head_layer]
+        return self.head(x.mean((2, 3)))
 
 
 def _loss(logits: Tensor, target: Tensor, multilabel: bool) -> Tensor:
@@ -179,7 +174,7 @@ def finetune(
     head_layer = config.head_layer or default_head_layer(model)
     outputs = targets[0].shape[1] if multilabel else data.num_classes
     net = FinetuneNet(model, outputs, head_layer, config.freeze_through)
-    resize, crop = eval_geometry(model.config.preset, config.crop, config.resize)
+    resize, crop = input_geometry(model.config.preset, config.crop, config.resize)
     train = data.dataset("train", TrainTransform(resize, crop))
     test = data.dataset("test", EvalTransform(resize, crop))
     if multilabel:
@@ -190,8 +185,7 @@ def finetune(
     start = time.perf_counter()
     task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)
     precision = config.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
-    trainer = single_device_trainer(device, config.epochs, precision, config.progress)
-    trainer.fit(task, train_dataloaders=batches)
+    fit_on_one_device(task, batches, device, config.epochs, precision, config.progress)
     seconds["train"] = time.perf_counter() - start
 
     start = time.perf_counter()

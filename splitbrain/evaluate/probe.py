@@ -21,14 +21,13 @@ mode without gradients; SGD with momentum 0.9, weight decay 5e-4 and the paper's
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
-import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import lightning as L
 import numpy as np
@@ -37,27 +36,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
-from ..models import SplitBrain
+from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
 from .features import (
     DEFAULT_LAYERS,
     TARGET_DIMS,
     FrozenTrunk,
-    Moments,
     check_layers,
     describe_grids,
-    device_for,
-    eval_geometry,
     probe_grids,
-    single_device_trainer,
 )
+from .fitting import LR_MILESTONES, device_for, fit_on_one_device, sgd_with_steps
 from .metrics import topk_correct
 
-# Frozen modules in eval mode are the point of a probe, not a mistake worth a warning.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+log = logging.getLogger("splitbrain.evaluate")
 
-#: The paper's schedule: lr x0.1 after 40k, 80k and 120k of 140k iterations.
-LR_MILESTONES = (40 / 140, 80 / 140, 120 / 140)
 MODES = {
     False: "augmented (random crop + mirror; the trunk runs on every batch)",
     True: "cached features (the trunk ran once over un-augmented images)",
@@ -105,6 +98,32 @@ class ProbeResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+class Moments:
+    """Per-dimension mean and variance over a stream of (N, D) batches, in float64 sums, for
+    the probe's BatchNorm: exact whatever the order of the data (a running average of batch
+    statistics would be biased by class-sorted data)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum: Tensor | None = None
+        self.sum_sq: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        x = x.double()
+        if self.sum is None:
+            self.sum, self.sum_sq = x.sum(0), (x * x).sum(0)
+        else:
+            self.sum += x.sum(0)
+            self.sum_sq += (x * x).sum(0)
+        self.count += len(x)
+
+    def mean_var(self) -> tuple[Tensor, Tensor]:
+        if not self.count:
+            raise ValueError("no data to estimate the probe's BatchNorm statistics from")
+        mean = self.sum / self.count
+        return mean.float(), (self.sum_sq / self.count - mean * mean).clamp_min(0).float()
+
+
 class ProbeHead(nn.Module):
     """BatchNorm without affine parameters, statistics frozen (buffers), then a linear layer.
 
@@ -131,30 +150,6 @@ class ProbeHead(nn.Module):
         faster on a CPU)."""
         weight = self.linear.weight * self.inv_std
         return F.linear(x.float(), weight, self.linear.bias - weight @ self.mean)
-
-
-class SGDSettings(Protocol):
-    """What the probe's and fine-tuning's optimiser reads from their configurations."""
-
-    lr: float
-    momentum: float
-    weight_decay: float
-    lr_milestones: tuple[float, ...]
-    lr_gamma: float
-
-
-def sgd_with_steps(
-    params, config: SGDSettings, total_steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD with momentum and weight decay; lr x``lr_gamma`` at each milestone (per step)."""
-    optimiser = torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    milestones = [round(m * total_steps) for m in config.lr_milestones]
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: config.lr_gamma ** sum(step >= m for m in milestones)
-    )
-    return optimiser, schedule
 
 
 class _Counts:
@@ -255,8 +250,7 @@ def _probe_augmented(
     start = time.perf_counter()
     total_steps = config.epochs * len(batches)
     task = _ProbeTask(trunk, heads, config, total_steps)
-    trainer = single_device_trainer(device, config.epochs, "32-true", config.progress)
-    trainer.fit(task, train_dataloaders=batches)
+    fit_on_one_device(task, batches, device, config.epochs, "32-true", config.progress)
     seconds["train"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -398,7 +392,7 @@ def _probe_cached(
             )
         seconds["features"] = time.perf_counter() - start
         size = sum(c.nbytes() for c in caches.values())
-        print(f"feature cache: {size / 2**30:.2f} GiB of float16 in {directory}")
+        log.info("feature cache: %.2f GiB of float16 in %s", size / 2**30, directory)
 
         start = time.perf_counter()
         train_labels, test_labels = caches["train"].all_labels(), caches["test"].all_labels()
@@ -427,9 +421,9 @@ def linear_probe(
     config = config or ProbeConfig()
     L.seed_everything(config.seed, verbose=False)
     layers = check_layers(model, list(config.layers) if config.layers else None, name)
-    resize, crop = eval_geometry(model.config.preset, config.crop, config.resize)
+    resize, crop = input_geometry(model.config.preset, config.crop, config.resize)
     grids = probe_grids(model, crop, layers, config.target_dims)
-    print(f"{name}: probe grids at {crop} px: {describe_grids(grids)}")
+    log.info("%s: probe grids at %d px: %s", name, crop, describe_grids(grids))
     trunk = FrozenTrunk(model, grids)
     heads = nn.ModuleDict(
         {n: ProbeHead(g * g * c, data.num_classes) for n, (g, c) in grids.items()}

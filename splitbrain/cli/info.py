@@ -8,10 +8,10 @@ from ..models import count_parameters
 from ..weights import load
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     parser = sub.add_parser("info", help="describe a weights file")
     parser.add_argument("weights", help="a .safetensors file written by splitbrain")
-    return parser
+    return [parser]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,15 +4,17 @@ Which image a step sees, and how it is cropped and mirrored, is a pure function 
 and the step: the stream is a concatenation of per-epoch permutations, and every sample carries
 its own augmentation seed. A run resumed at step s therefore continues with exactly the samples
 an uninterrupted run would have seen, whatever the number of loader workers, and data parallel
-ranks split each global batch between them.
+ranks split each global batch between them. ``StreamLoader`` hands Lightning the loader of
+the steps that remain once a checkpoint is restored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import lightning as L
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
 
@@ -60,10 +62,6 @@ class StepSampler(Sampler[tuple[int, int]]):
             self._epoch = epoch
         return self._order
 
-    def epoch_of(self, step: int) -> float:
-        """How many passes over the data have been made at ``step``."""
-        return step * self.global_batch / self.num_items
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for step in range(self.start_step, self.total_steps):
             first = step * self.global_batch + self.rank * self.local_batch
@@ -91,3 +89,57 @@ class SeededDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+
+def make_loader(
+    dataset: Dataset,
+    global_batch: int,
+    total_steps: int,
+    seed: int = 0,
+    workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """The loader of this rank's share of steps ``start_step``..``total_steps``-1."""
+    sampler = StepSampler(
+        len(dataset), global_batch, total_steps, seed, rank, world_size, start_step
+    )
+    return DataLoader(
+        SeededDataset(dataset),
+        batch_size=sampler.local_batch,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=getattr(dataset, "collate", None),
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+class StreamLoader(L.LightningDataModule):
+    """Builds the loader after a checkpoint is restored, so the stream starts at its step."""
+
+    def __init__(
+        self, dataset: Dataset, global_batch: int, total_steps: int, seed: int, workers: int
+    ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.global_batch = global_batch
+        self.total_steps = total_steps
+        self.seed = seed
+        self.workers = workers
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        return make_loader(
+            self.dataset,
+            self.global_batch,
+            self.total_steps,
+            self.seed,
+            self.workers,
+            trainer.global_rank,
+            trainer.world_size,
+            trainer.global_step,
+            pin_memory=trainer.accelerator.__class__.__name__ == "CUDAAccelerator",
+        )

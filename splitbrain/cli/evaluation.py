@@ -1,18 +1,20 @@
-"""``splitbrain probe``: the paper's linear probe on frozen layers, one table for many models.
-
-The arguments shared by the evaluation commands (probe, knn, finetune) are defined here.
-"""
+"""What the evaluation commands (probe, knn, finetune) share: their arguments, their data,
+the models they compare, and the report they write (JSON, markdown, PNG, a printed table)."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ..cli import UsageError, positive
-from ..models import CONV_LAYERS, FC_LAYERS
+from ..evaluate import LabelledData, Table, open_model, write_report
+from ..models import CONV_LAYERS, FC_LAYERS, SplitBrain
+from .common import UsageError, positive
 
 ALL_LAYERS = (*CONV_LAYERS, *FC_LAYERS)
+Result = TypeVar("Result")
 
 
 def add_eval_arguments(
@@ -118,9 +120,7 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
     return parse_layers(args.layers) if hasattr(args, "layers") else None
 
 
-def open_data(args: argparse.Namespace, labelled: bool = True):
-    from ..evaluate import LabelledData
-
+def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:
     data = LabelledData.open(
         args.data,
         args.test_data,
@@ -139,104 +139,44 @@ def column_order(per_model: list[list[str]]) -> list[str]:
     return [name for name in ALL_LAYERS if name in present]
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "probe",
-        help="linear probes on frozen layers (the paper's protocol)",
-        description="Train a linear classifier on each chosen layer of frozen networks (resized "
-        "bilinearly to about 9,000 dimensions, frozen-statistics BatchNorm, SGD with step "
-        "decay) and report top-1 per layer on the test split: a table, probe.json, probe.md "
-        "and probe.png in --out. With --cache-features the trunk runs once over un-augmented "
-        "images and the heads train on cached features (much faster on a CPU).",
-    )
-    add_eval_arguments(p, "conv1,conv2,conv3,conv4,conv5", "runs/probe", 256)
-    add_sgd_arguments(p, epochs=30)
-    p.add_argument(
-        "--cache-features",
-        action="store_true",
-        help="run the trunk once over un-augmented images and train on cached "
-        "float16 features (no augmentation)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        help="where the feature cache goes while the probe runs (default: system temporary folder)",
-    )
-    p.add_argument(
-        "--stats-images",
-        type=positive(int),
-        default=10_000,
-        help="augmented mode: training images the BatchNorm statistics are "
-        "estimated from (default 10000; cached mode uses all)",
-    )
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..evaluate import ProbeConfig, Table, linear_probe, open_model, write_report
-    from ..evaluate.features import describe_grids
-
-    layers = check_common(args)
-    config = ProbeConfig(
-        layers=tuple(layers) if layers else None,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        weight_decay=args.weight_decay,
-        cache_features=args.cache_features,
-        crop=args.crop,
-        resize=args.resize,
-        stats_images=args.stats_images,
-        workers=args.workers,
-        accelerator=args.accelerator,
-        seed=args.seed,
-        progress=not args.no_progress,
-        cache_dir=args.cache_dir,
-    )
-    data = open_data(args)
-    print(f"mode: {config.mode}")
+def evaluate_models(
+    args: argparse.Namespace, data: LabelledData, evaluate: Callable[[str, SplitBrain], Result]
+) -> list[tuple[Result, float]]:
+    """``evaluate(name, model)`` for every ``--weights`` model (a file or a baseline), in
+    order, each with the seconds its model took to load (or to build and initialise)."""
     results = []
     for spec in args.weights:
         start = time.perf_counter()
         name, model = open_model(spec, data, args.seed)
-        built = time.perf_counter() - start
-        result = linear_probe(model, data, config, name)
-        result.seconds["model"] = built  # loading, or building and initialising a baseline
-        results.append(result)
-        print(
-            f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.top1.items())} "
-            f"({result.seconds['total']:.0f} s)"
-        )
-    columns = column_order([list(r.top1) for r in results])
-    tables = [Table("top-1 (%)", columns, {r.name: r.top1 for r in results})]
-    if any(r.top5 for r in results):
-        tables.append(Table("top-5 (%)", columns, {r.name: r.top5 for r in results}))
+        opened = time.perf_counter() - start
+        results.append((evaluate(name, model), opened))
+    return results
+
+
+def write_tables(
+    args: argparse.Namespace,
+    command: str,
+    title: str,
+    tables: list[Table],
+    settings: dict[str, Any],
+    models: list[dict[str, Any]],
+    plotted: list[Table] | None = None,
+) -> int:
+    """The report of one evaluation command in ``--out``, and its tables on the terminal.
+    ``models`` are the per-model records, in the order of ``--weights``."""
     meta = {
-        "command": "probe",
+        "command": command,
         "settings": {
-            "mode": config.mode,
             "data": args.data,
             "test data": args.test_data or f"{args.data} (test split)",
-            "epochs": config.epochs,
-            "lr": config.lr,
-            "batch size": config.batch_size,
-            "weight decay": config.weight_decay,
-            "classes": data.num_classes,
-            "seed": config.seed,
+            **settings,
         },
         "models": [
-            {
-                "name": r.name,
-                "weights": spec,
-                "grids": describe_grids(r.grids),
-                "train_items": r.train_items,
-                "test_items": r.test_items,
-                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
-            }
-            for r, spec in zip(results, args.weights, strict=True)
+            {"name": m.pop("name"), "weights": spec, **m}
+            for m, spec in zip(models, args.weights, strict=True)
         ],
     }
-    paths = write_report(Path(args.out), "probe", "Linear probe", tables, meta)
-    print(f"\nmode: {config.mode}")
+    paths = write_report(Path(args.out), command, title, tables, meta, plotted)
     for table in tables:
         print(table.text())
     print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")

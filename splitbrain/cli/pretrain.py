@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UsageError, positive
 from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
+from ..train import TrainConfig, pretrain
 from ..variants import VARIANTS
+from .common import UsageError, positive
 
 # With no --data, the offline demo: crops of the photographs inside the scikit-image wheel.
 DEMO = {
@@ -22,7 +23,7 @@ DEMO = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p = sub.add_parser(
         "pretrain",
         help="pre-train a split-brain (or baseline) network on unlabeled images",
@@ -86,6 +87,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="ECCV16 soft encoding (5 nearest bins) instead of 1-hot targets",
     )
+    p.add_argument(
+        "--rebalance",
+        nargs="?",
+        const=0.5,
+        type=positive(float),
+        metavar="MIX",
+        help="ECCV16 class rebalancing of classification targets: weights from the bins' "
+        "empirical prior mixed MIX with uniform (default 0.5 when given; off by default, as "
+        "in the split-brain paper)",
+    )
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
     p.add_argument("--devices", default="auto", help="devices per node (a number or auto)")
     p.add_argument("--nodes", type=positive(int), default=1, help="number of nodes")
@@ -123,12 +134,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+    return [p]
 
 
-def config_from_args(args: argparse.Namespace):
-    from ..training import TrainConfig
-
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     demo = args.data is None
     defaults = DEMO if demo else {}
     devices = args.devices if args.devices == "auto" else int(args.devices)
@@ -144,6 +153,8 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if not 0 <= args.max_bad_fraction <= 1:
         raise UsageError("--max-bad-fraction must be between 0 and 1")
+    if args.rebalance is not None and args.rebalance > 1:
+        raise UsageError(f"--rebalance: the mix with uniform is at most 1, got {args.rebalance}")
     steps = args.steps or (None if args.epochs else defaults.get("steps"))
     return TrainConfig(
         data=args.data or DEMO["data"],
@@ -159,6 +170,7 @@ def config_from_args(args: argparse.Namespace):
         lr=args.lr,
         weight_decay=args.weight_decay,
         soft_targets=args.soft_targets,
+        rebalance=args.rebalance,
         crop=args.crop or defaults.get("crop"),
         resize=args.resize,
         accelerator=args.accelerator,
@@ -178,8 +190,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import pretrain
-
     if args.devices != "auto" and not args.devices.isdigit():
         raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")
     config = config_from_args(args)

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from ..cli import UsageError
+from ..data import EvalTransform
+from ..models import input_geometry
+from ..rgbd import RGBDDataset, evaluate_pretext, split_frames, write_npz
+from ..rgbd.pretext import write_report
+from ..weights import load
+from .common import UsageError
 
 HOLDOUT_HELP = (
     "which frames to hold out: a fraction F (the last round(F*n) frames of each source), "
@@ -33,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", default="0.15", help=HOLDOUT_HELP)
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     split = sub.add_parser(
         "rgbd-split",
         help="write the training and held-out frames of RGB-D data as two npz files",
@@ -43,7 +48,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     _common(split)
     split.add_argument("--out", nargs=2, required=True, metavar=("TRAIN", "TEST"))
-    split.set_defaults(run=run, parser=split)
 
     evaluate = sub.add_parser(
         "rgbd-eval",
@@ -64,26 +68,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     evaluate.add_argument("--crop", type=int, help="crop side (default as --resize)")
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--no-pictures", action="store_true", help="skip the PNGs")
-    return evaluate
+    return [split, evaluate]
 
 
 def _geometry(args: argparse.Namespace, preset: str) -> tuple[int, int]:
     """(resize, crop): flags, else the training run's config.yaml, else the preset defaults."""
-    from ..models import PRESET_INPUT
-    from ..training import DEFAULT_RESIZE
-
     saved = Path(args.weights).parent / "config.yaml"
     config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    crop = args.crop or config.get("crop") or PRESET_INPUT[preset]
-    resize = args.resize or config.get("resize") or max(crop, DEFAULT_RESIZE[preset])
+    crop = args.crop or config.get("crop")
+    resize, crop = input_geometry(preset, crop, args.resize or config.get("resize"))
     if not 1 <= crop <= resize:
         raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
     return resize, crop
 
 
 def _run_split(args: argparse.Namespace) -> int:
-    from ..pretext import split_frames, write_npz
-
     train, test = split_frames(args.data, args.holdout)
     for frames, path in ((train, args.out[0]), (test, args.out[1])):
         write_npz(frames, path)
@@ -92,10 +91,6 @@ def _run_split(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from ..data.rgbd_dataset import RGBDDataset
-    from ..pretext import evaluate_pretext, split_frames, write_report
-    from ..weights import load
-
     if args.batch_size < 1:
         raise UsageError("--batch-size must be positive")
     model = load(args.weights)
@@ -104,10 +99,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"frames: {len(train)} for the baselines, {len(test)} held out")
     out = Path(args.out)
     pictures = None if args.no_pictures else out / "pictures"
+    transform = EvalTransform(resize, crop)
     evaluation = evaluate_pretext(
         model,
-        RGBDDataset(train, resize, crop, train=False),
-        RGBDDataset(test, resize, crop, train=False),
+        RGBDDataset(train, transform),
+        RGBDDataset(test, transform),
         pictures,
         args.batch_size,
     )

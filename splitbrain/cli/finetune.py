@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..cli import UsageError
-from .probe import ALL_LAYERS, add_eval_arguments, add_sgd_arguments, check_common, open_data
+from ..evaluate import FinetuneConfig, Table, finetune
+from ..evaluate.finetune import load_targets
+from ..models import SplitBrain
+from .common import UsageError
+from .evaluation import (
+    ALL_LAYERS,
+    add_eval_arguments,
+    add_sgd_arguments,
+    check_common,
+    evaluate_models,
+    open_data,
+    write_tables,
+)
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p = sub.add_parser(
         "finetune",
         help="fine-tune networks with a new linear head (single- or multi-label)",
@@ -39,13 +49,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "0 (absent), -1 (ignored), rows in the order of --data's train split",
     )
     p.add_argument("--test-targets", metavar="NPY", help="the same for the test images")
-    return p
+    return [p]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import FinetuneConfig, Table, finetune, open_model, write_report
-    from ..evaluate.finetune import load_targets
-
     check_common(args)
     if bool(args.targets) != bool(args.test_targets):
         raise UsageError("--targets and --test-targets go together")
@@ -73,49 +80,40 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    results = []
-    for spec in args.weights:
-        name, model = open_model(spec, data, args.seed)
-        results.append(finetune(model, data, config, name, targets))
-        print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in results[-1].scores.items())}")
-    metrics = list(results[0].scores)
+
+    def tune(name: str, model: SplitBrain):
+        result = finetune(model, data, config, name, targets)
+        print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
+        return result
+
+    results = [result for result, _ in evaluate_models(args, data, tune)]
     tables = [
         Table(
             f"{metric} (%)",
             sorted({r.head_layer for r in results}),
             {r.name: {r.head_layer: r.scores[metric]} for r in results},
         )
-        for metric in metrics
+        for metric in results[0].scores
     ]
-    meta = {
-        "command": "finetune",
-        "settings": {
-            "data": args.data,
-            "test data": args.test_data or f"{args.data} (test split)",
-            "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
-            "epochs": config.epochs,
-            "lr": config.lr,
-            "batch size": config.batch_size,
-            "weight decay": config.weight_decay,
-            "seed": config.seed,
-            "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
-        },
-        "models": [
-            {
-                "name": r.name,
-                "weights": spec,
-                "head_layer": r.head_layer,
-                "scores": r.scores,
-                "per_class_ap": r.per_class_ap,
-                "train_items": r.train_items,
-                "test_items": r.test_items,
-                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
-            }
-            for r, spec in zip(results, args.weights, strict=True)
-        ],
+    settings = {
+        "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
+        "epochs": config.epochs,
+        "lr": config.lr,
+        "batch size": config.batch_size,
+        "weight decay": config.weight_decay,
+        "seed": config.seed,
+        "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
     }
-    paths = write_report(Path(args.out), "finetune", "Fine-tuning", tables, meta)
-    for table in tables:
-        print(table.text())
-    print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
-    return 0
+    models = [
+        {
+            "name": r.name,
+            "head_layer": r.head_layer,
+            "scores": r.scores,
+            "per_class_ap": r.per_class_ap,
+            "train_items": r.train_items,
+            "test_items": r.test_items,
+            "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+        }
+        for r in results
+    ]
+    return write_tables(args, "finetune", "Fine-tuning", tables, settings, models)

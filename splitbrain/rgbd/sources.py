@@ -1,17 +1,20 @@
 """RGB-D sources: aligned colour + metric depth, whatever format they come in.
 
-Every source yields ``(rgb, depth)`` per item: ``rgb`` (H,W,3) uint8 RGB and ``depth`` (H,W)
-float32 z-depth in metres with 0 = missing, so that HHA (``splitbrain.depth``) and the RGB-D
+Every source follows the data sources' protocol (``splitbrain.data.base.Source``: indexing,
+names, labels) and yields ``(rgb, depth)`` per item: ``rgb`` (H,W,3) uint8 RGB and ``depth``
+(H,W) float32 z-depth in metres with 0 = missing, so that HHA (``rgbd.hha``) and the RGB-D
 split-brain model see one convention. ``intrinsics(i)`` gives the camera in 0-based pixel
 coordinates, or None when the source does not know it (``hha`` then warns and assumes a
-Kinect-like camera). ``open_rgbd("FORMAT:PATH")`` picks the reader.
+Kinect-like camera). ``open_rgbd("FORMAT:PATH")`` picks the reader; ``RGBDSelection`` joins
+several sources and selects frames of them.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from abc import ABC, abstractmethod
+from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -19,8 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..depth import Intrinsics, range_to_z
-from .errors import DatasetError
+from ..data.base import Source
+from ..data.errors import DatasetError
+from ..data.npz import read_npz
+from .hha import Intrinsics, range_to_z
 
 __all__ = [
     "NYU_INTRINSICS",
@@ -30,6 +35,7 @@ __all__ = [
     "RGBDError",
     "RGBDNpz",
     "RGBDPngPairs",
+    "RGBDSelection",
     "RGBDSource",
     "decode_depth_png",
     "open_rgbd",
@@ -51,30 +57,18 @@ class RGBDError(DatasetError, ValueError):
     """
 
 
-class RGBDSource(ABC):
+class RGBDSource(Source):
     """What every reader provides: ``src[i] -> (rgb, depth)``, ``len``, names and cameras."""
 
     path: Path
-    labels: np.ndarray | None = None
 
-    @abstractmethod
-    def __len__(self) -> int: ...
-
-    @abstractmethod
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]: ...
+    @property
+    def spec(self) -> str:
+        return str(self.path)
 
     @abstractmethod
     def intrinsics(self, i: int) -> Intrinsics | None:
         """Camera of frame ``i`` (0-based pixel coordinates), or None when unknown."""
-
-    @abstractmethod
-    def name(self, i: int) -> str:
-        """A stable, human-readable id of frame ``i``."""
-
-    def _index(self, i: int) -> int:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} RGB-D frames")
-        return i % len(self)
 
     def describe(self) -> str:
         """One line for logs: what was read, how many frames, and what is known of the camera."""
@@ -104,11 +98,7 @@ class RGBDNpz(RGBDSource):
     def __init__(self, path: os.PathLike | str, intrinsics: Intrinsics | None = None) -> None:
         self.path = Path(path)
         _check(self.path.is_file(), self.path, "no such file")
-        try:
-            with np.load(self.path) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise RGBDError(f"{self.path}: not a readable .npz ({err})") from err
+        arrays = read_npz(self.path, error=RGBDError)
         for key in ("rgb", "depth"):
             _check(key in arrays, self.path, f"missing key {key!r} (has {sorted(arrays)})")
         rgb, depth = arrays["rgb"], arrays["depth"]
@@ -146,8 +136,7 @@ class RGBDNpz(RGBDSource):
     def __len__(self) -> int:
         return len(self.rgb)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        i = self._index(i)
+    def _item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         depth = self.depth[i]
         if self._is_range[i]:
             depth = _range_to_z(depth, self.intrinsics(i), self.path)
@@ -168,7 +157,7 @@ def _range_to_z(range_m: np.ndarray, camera: Intrinsics | None, path: Path) -> n
         warnings.warn(
             f"{path}: range depth without intrinsics; converting to z with the Kinect-like "
             f"default {camera}",
-            stacklevel=3,
+            stacklevel=4,
         )
     return range_to_z(torch.from_numpy(range_m)[None], camera)[0].numpy()
 
@@ -224,8 +213,7 @@ class NYUDepthMat(RGBDSource):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        i = self._index(i)
+    def _item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         f = self._file()
         rgb = np.ascontiguousarray(f["images"][i].transpose(2, 1, 0), dtype=np.uint8)
         depth = np.ascontiguousarray(f[self._depth_key][i].T, dtype=np.float32)
@@ -244,6 +232,34 @@ class NYUDepthMat(RGBDSource):
 
     def name(self, i: int) -> str:
         return f"nyu{self._index(i) + 1:04d}"  # the 1-based numbering of the NYU toolbox
+
+
+class RGBDSelection(RGBDSource):
+    """Frames of one or more sources, in order, optionally only those at ``indices`` (of the
+    concatenation): several files as one training set, and held-out subsets of them."""
+
+    def __init__(self, sources: Sequence[RGBDSource], indices: Sequence[int] | None = None) -> None:
+        self.sources = list(sources)
+        frames = [(s, i) for s in self.sources for i in range(len(s))]
+        self._frames = frames if indices is None else [frames[i] for i in indices]
+        self.path = Path("+".join(str(s.path) for s in self.sources))
+        if all(s.labels is not None for s in self.sources):
+            self.labels = np.array([s.labels[i] for s, i in self._frames], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def _item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        source, j = self._frames[i]
+        return source[j]
+
+    def intrinsics(self, i: int) -> Intrinsics | None:
+        source, j = self._frames[self._index(i)]
+        return source.intrinsics(j)
+
+    def name(self, i: int) -> str:
+        source, j = self._frames[self._index(i)]
+        return source.name(j)
 
 
 def decode_depth_png(value: np.ndarray, convention: str, depth_scale: float | None) -> np.ndarray:
@@ -341,10 +357,10 @@ class RGBDPngPairs(RGBDSource):
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        color, depth_path, _ = self._pairs[self._index(i)]
+    def _item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        color, depth_path, _ = self._pairs[i]
         with Image.open(color) as img:
-            rgb = np.asarray(img.convert("RGB"))
+            rgb = np.array(img.convert("RGB"))  # writable: callers may modify it
         depth = decode_depth_png(_read_depth_png(depth_path), self.convention, self.depth_scale)
         _check(
             depth.shape == rgb.shape[:2],

@@ -1,0 +1,75 @@
+"""``splitbrain knn``: weighted kNN classification on pooled frozen features (a health check)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..evaluate import Table, knn_evaluate
+from ..models import SplitBrain
+from .common import UsageError, positive
+from .evaluation import (
+    add_eval_arguments,
+    check_common,
+    column_order,
+    evaluate_models,
+    open_data,
+    write_tables,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "knn",
+        help="kNN classification on pooled frozen features",
+        description="Classify each test image by its k nearest training images (cosine "
+        "similarity of spatially averaged layer activations, votes weighted by "
+        "exp(similarity / T), Wu et al. 2018 / DINO). No training: one pass of each network "
+        "over the data. Writes knn.json, knn.md and knn.png in --out.",
+    )
+    add_eval_arguments(p, "conv5", "runs/knn", 256)
+    p.add_argument(
+        "--k", default="20,200", help="comma-separated neighbour counts (default 20,200)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=positive(float),
+        default=0.07,
+        help="vote temperature T (default 0.07)",
+    )
+    return [p]
+
+
+def run(args: argparse.Namespace) -> int:
+    layers = check_common(args)
+    try:
+        ks = tuple(int(k) for k in args.k.split(","))
+    except ValueError:
+        raise UsageError(f"--k: expected comma-separated numbers, got {args.k!r}") from None
+    if not ks or min(ks) < 1:
+        raise UsageError(f"--k: neighbour counts must be positive, got {args.k!r}")
+    data = open_data(args)
+
+    def knn(name: str, model: SplitBrain):
+        return knn_evaluate(
+            model, data, layers, ks, args.temperature, args.batch_size, args.workers,
+            args.accelerator, args.crop, args.resize, name,
+        )  # fmt: skip
+
+    results = [result for result, _ in evaluate_models(args, data, knn)]
+    columns = column_order([list(r.top1[ks[0]]) for r in results])
+    tables = [Table(f"top-1 k={k} (%)", columns, {r.name: r.top1[k] for r in results}) for k in ks]
+    if any(r.top5 for r in results):
+        tables += [
+            Table(f"top-5 k={k} (%)", columns, {r.name: r.top5[k] for r in results}) for k in ks
+        ]
+    settings = {
+        "k": list(ks),
+        "temperature": args.temperature,
+        "features": "spatial average, unit length, cosine similarity",
+        "classes": data.num_classes,
+    }
+    models = [
+        {"name": r.name, "train_items": r.train_items, "test_items": r.test_items} for r in results
+    ]
+    plotted = tables[: len(ks)]
+    return write_tables(args, "knn", "kNN classification", tables, settings, models, plotted)

@@ -1,0 +1,106 @@
+"""What a pre-training run depends on: ``TrainConfig``, saved as config.yaml in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..models import input_geometry
+
+# The ECCV16 AlexNet recipe (SPEC section 4): lr steps at 240k, 300k, 400k of 450k iterations.
+LR_MILESTONES = (240 / 450, 300 / 450, 400 / 450)
+LR_FACTORS = (1.0, 1 / 3, 1 / 10, 1 / 30)  # 3e-5 -> 1e-5 -> 3e-6 -> 1e-6
+DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "small": 1e-3}
+#: Settings that change the model: a run folder holding another value is not resumed.
+MODEL_KEYS = ("variant", "preset", "split", "width", "bn_affine", "init")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a pre-training run depends on; saved as config.yaml in the run directory.
+
+    ``rebalance``: the ECCV16 class rebalancing of classification targets, the mix of the
+    empirical bin prior with uniform (0.5 in ECCV16); None for plain cross-entropy (the
+    split-brain paper's choice).
+    """
+
+    data: str = "skimage:"
+    out: str = "runs/splitbrain"
+    variant: str = "splitbrain"
+    preset: str = "paper"
+    split: str = "lab"
+    width: float = 1.0
+    bn_affine: bool = False
+    init: str = "gaussian"
+    epochs: float | None = None
+    steps: int | None = None
+    batch_size: int = 80
+    lr: float | None = None
+    weight_decay: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_milestones: tuple[float, ...] = LR_MILESTONES
+    lr_factors: tuple[float, ...] = LR_FACTORS
+    soft_targets: bool = False
+    rebalance: float | None = None
+    crop: int | None = None
+    resize: int | None = None
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    nodes: int = 1
+    precision: str | None = None
+    sync_batchnorm: bool = False
+    workers: int = 2
+    seed: int = 0
+    checkpoint_every: int = 500
+    probe_every: int | None = None
+    probe_data: str | None = None
+    log_every: int = 10
+    max_bad_fraction: float = 0.01
+    download: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.resize, self.crop = input_geometry(self.preset, self.crop, self.resize)
+        self.lr = self.lr or DEFAULT_LR[self.preset]
+        if len(self.lr_factors) != len(self.lr_milestones) + 1:
+            raise ValueError("need one more learning-rate factor than milestones")
+        if self.rebalance is not None and not 0 < self.rebalance <= 1:
+            raise ValueError(
+                f"rebalance mixes the prior with uniform: 0 < mix <= 1, got {self.rebalance}"
+            )
+
+    def to_yaml(self) -> str:
+        data = dataclasses.asdict(self)
+        data["betas"], data["lr_milestones"] = list(self.betas), list(self.lr_milestones)
+        data["lr_factors"] = list(self.lr_factors)
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def total_steps(self, num_items: int) -> int:
+        """Optimiser steps of the whole run: ``steps``, else ``epochs`` (default 1) of the data."""
+        if self.steps:
+            return self.steps
+        epochs = self.epochs if self.epochs is not None else 1.0
+        return max(1, math.ceil(epochs * num_items / self.batch_size))
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """The learning-rate multiplier at ``step``: the recipe's steps at fractions of the run."""
+        milestones = [round(m * total_steps) for m in self.lr_milestones]
+        return self.lr_factors[sum(step >= m for m in milestones)]
+
+
+def check_same_run(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run directory that holds a different model."""
+    saved = out / "config.yaml"
+    if not saved.exists():
+        return
+    previous = yaml.safe_load(saved.read_text())
+    different = [k for k in MODEL_KEYS if previous.get(k) != getattr(config, k)]
+    if different:
+        raise ValueError(
+            f"{out} holds a run with a different {', '.join(different)}; "
+            "choose another --out or delete it"
+        )

@@ -1,0 +1,193 @@
+"""Pre-training on Lightning: one code path from a laptop CPU to many GPUs on many nodes.
+
+``pretrain(config)`` opens the data, checks it, builds the variant, and fits it with a Lightning
+``Trainer``: DDP across devices and nodes (torchrun and SLURM are detected by Lightning), bf16
+mixed precision on GPUs, atomic checkpoints every N steps, automatic resumption from the run
+directory, TensorBoard logs and a progress bar. Batches arrive as uint8; float conversion, Lab
+conversion and target encoding run on the training device inside the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ..colorize import colorizer, save_colorization_grid
+from ..data import EvalTransform, ImageDataset
+from ..evaluate.fitting import quiet_lightning
+from ..init import calibrate_batchnorm, kraehenbuehl_init_
+from ..losses import rebalancing_weights
+from ..models import SplitBrain
+from ..objective import Objective, target_histograms
+from ..variants import UNTRAINED, build
+from ..weights import save
+from .callbacks import KNNProbeCallback
+from .config import TrainConfig, check_same_run
+from .data import open_training_data
+from .stream import StreamLoader, make_loader
+from .task import AtomicCheckpointIO, PretrainTask
+
+log = logging.getLogger("splitbrain.train")
+
+INIT_IMAGES = 64  # the Krähenbühl initialisation's batch: the first samples of the stream
+PRIOR_IMAGES = 2048  # samples the class-rebalancing prior is counted over
+CALIBRATION_BATCHES = 10  # batches the untrained baseline's BatchNorm statistics come from
+
+
+def _first_samples(dataset: Dataset, config: TrainConfig, count: int, batch: int = 64):
+    """Batches of the first ``count`` samples of the run's stream (the same on resume: the
+    stream is a function of the seed, whatever the batch size)."""
+    steps = math.ceil(count / batch)
+    return make_loader(dataset, batch, steps, config.seed, workers=config.workers)
+
+
+def _kraehenbuehl(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> None:
+    """Data-dependent initialisation from the run's first samples."""
+    images, _ = next(iter(make_loader(dataset, INIT_IMAGES, 1, config.seed)))
+    raw, _ = model.split.space.decode_batch(images)
+    diagnostics = kraehenbuehl_init_(model, raw, seed=config.seed)
+    log.info(
+        "Krähenbühl initialisation from %d samples in %.1f s", len(raw), diagnostics["seconds"]
+    )
+
+
+def _rebalancing(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> dict[str, Tensor]:
+    """ECCV16 class-rebalancing weights of every classification target, from the empirical
+    prior of its bins over the run's first samples, mixed ``config.rebalance`` with uniform."""
+    counts: dict[str, Tensor] = {}
+    for images, _ in _first_samples(dataset, config, PRIOR_IMAGES):
+        for name, histogram in target_histograms(
+            model, *model.split.space.decode_batch(images)
+        ).items():
+            counts[name] = counts.get(name, 0) + histogram
+    weights = {name: rebalancing_weights(c, config.rebalance) for name, c in counts.items()}
+    for name, w in weights.items():
+        log.info("rebalancing %s: weights %.2f to %.2f", name, w.min(), w.max())
+    return weights
+
+
+def _write_colorizations(
+    model: SplitBrain, dataset: Dataset, config: TrainConfig, out: Path
+) -> Path | None:
+    """Colorize a few centre crops of the data, if the variant has a colorizing half."""
+    if colorizer(model) is None or not isinstance(dataset, ImageDataset):
+        return None
+    dataset = ImageDataset(dataset.source, EvalTransform(config.resize, config.crop))
+    step = max(1, len(dataset) // 8)
+    items = [dataset[i] for i in range(0, min(len(dataset), 8 * step), step)]
+    images = torch.stack([image for image, _ in filter(None, items)])
+    device = next(model.parameters()).device
+    return save_colorization_grid(model, images.to(device).float() / 255, out / "colorizations.png")
+
+
+def _batch_size(batch: tuple[Tensor, Tensor]) -> int:
+    return batch[0].shape[0]
+
+
+def _trainer(
+    config: TrainConfig, total_steps: int, callbacks: list, strategy: str | None
+) -> L.Trainer:
+    out = Path(config.out)
+    if config.probe_every:
+        probe = KNNProbeCallback.from_spec(
+            config.probe_every, config.probe_data, crop=config.crop, resize=config.resize
+        )
+        callbacks = [*callbacks, probe]
+    return L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.nodes,
+        strategy=strategy or "auto",
+        precision=config.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true"),
+        sync_batchnorm=config.sync_batchnorm,
+        max_steps=total_steps,
+        max_epochs=-1,
+        logger=TensorBoardLogger(out, name="tensorboard", version=""),
+        log_every_n_steps=config.log_every,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=out / "checkpoints",
+                every_n_train_steps=config.checkpoint_every,
+                save_last=True,
+                save_top_k=0,
+            ),
+            LearningRateMonitor(logging_interval="step"),
+            ThroughputMonitor(batch_size_fn=_batch_size, window_size=max(2, config.log_every)),
+            *callbacks,
+        ],
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        deterministic=False,
+    )
+
+
+def pretrain(
+    config: TrainConfig, callbacks: list | None = None, strategy: str | None = None
+) -> Path:
+    """Run (or resume) a pre-training and export its weights; returns the weights path."""
+    out = Path(config.out)
+    if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    check_same_run(out, config)
+    dataset, report = open_training_data(config)
+    total_steps = config.total_steps(len(dataset))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config.to_yaml())
+
+    model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
+    if config.init == "kraehenbuehl":
+        _kraehenbuehl(model, dataset, config)
+    weights_path = out / "weights.safetensors"
+    if config.variant in UNTRAINED:
+        batches = make_loader(
+            dataset, config.batch_size, CALIBRATION_BATCHES, config.seed, config.workers
+        )
+        calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
+        save(model, weights_path)
+        log.info(
+            "%s: untrained, BatchNorm statistics from %d batches",
+            config.variant,
+            CALIBRATION_BATCHES,
+        )
+        log.info("weights: %s", weights_path)
+        return weights_path
+
+    rebalance = _rebalancing(model, dataset, config) if config.rebalance else {}
+    objective = Objective(soft=config.soft_targets, rebalance=rebalance)
+    task = PretrainTask(model, config, total_steps, objective)
+    trainer = _trainer(config, total_steps, list(callbacks or []), strategy)
+    last = out / "checkpoints" / "last.ckpt"
+    resume = last if last.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
+    with quiet_lightning():
+        trainer.fit(task, datamodule=loader, ckpt_path=resume)
+    trainer.save_checkpoint(last, weights_only=False)
+    if trainer.is_global_zero:
+        save(model.eval(), weights_path)
+        log.info("%s", report())
+        picture = _write_colorizations(model, dataset, config, out)
+        if picture:
+            log.info("colorizations: %s", picture)
+        log.info(
+            "weights: %s\nlogs: %s (tensorboard --logdir %s)\ncheckpoints: %s",
+            weights_path,
+            out / "tensorboard",
+            out,
+            out / "checkpoints",
+        )
+    return weights_path

@@ -1,0 +1,145 @@
+"""The package's structure: no import cycles, and the module map of docs/DESIGN.md in step with
+the tree. Both read the source with ``ast``; nothing here imports the package."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "splitbrain"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute module a ``from ... import`` names (relative levels resolved)."""
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, at the top or inside functions alike.
+
+    ``from package import name`` is an edge to the submodule ``package.name`` when there is
+    one, else to the package. Parent packages that Python initialises on the way are not
+    edges: a package whose ``__init__`` imports its own submodules is not a cycle.
+    """
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(node, module, path.name == "__init__.py")
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    edges.add(sub if sub in modules else target)
+        graph[module] = {m for m in edges if m in modules and m != module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as [a, b, ..., a], or None (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_cycles_and_only_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_graph_sees_imports_inside_functions_and_resolves_relative_ones(tmp_path):
+    modules = package_modules()
+    graph = import_graph(modules)
+    # cli/__init__ imports its subcommand modules by `from . import ...`
+    assert "splitbrain.cli.pretrain" in graph["splitbrain.cli"]
+    # a relative import two levels up, of a module
+    assert "splitbrain.models" in graph["splitbrain.evaluate.features"]
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph(package_modules()))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_method_modules_do_not_import_the_machinery():
+    """The method at the top of the package (colour, quantization, spaces, splits, models,
+    losses, objective, init, colorize, weights) never reaches into data, training, evaluation
+    or the command line."""
+    machinery = ("splitbrain.data", "splitbrain.rgbd", "splitbrain.train")
+    machinery += ("splitbrain.evaluate", "splitbrain.cli")
+    modules = package_modules()
+    graph = import_graph(modules)
+    method = [m for m, path in modules.items() if path.parent == PACKAGE and path.stem[0] != "_"]
+    assert "splitbrain.models" in method and "splitbrain.cli" not in method
+    for module in method:
+        edges = graph[module]
+        reached = sorted(e for e in edges if e.startswith(machinery))
+        assert not reached, f"{module} imports {reached}"
+
+
+def design_map() -> set[str]:
+    """The module paths listed in docs/DESIGN.md's module map (its table rows)."""
+    text = (ROOT / "docs" / "DESIGN.md").read_text()
+    return set(re.findall(r"^\| `(splitbrain/[\w/]+\.py)` \|", text, flags=re.MULTILINE))
+
+
+def test_design_map_lists_every_module_and_nothing_else():
+    tree = {p.relative_to(ROOT).as_posix() for p in package_modules().values()}
+    listed = design_map()
+    assert listed, "docs/DESIGN.md has no module map"
+    assert not tree - listed, f"modules missing from docs/DESIGN.md: {sorted(tree - listed)}"
+    assert not listed - tree, (
+        f"docs/DESIGN.md lists modules that do not exist: {sorted(listed - tree)}"
+    )
+
+
+def test_machinery_packages_import_in_the_documented_direction():
+    """The package-level dependencies of docs/DESIGN.md ("Layout")."""
+    allowed = {
+        "data": set(),
+        "rgbd": {"data"},
+        "evaluate": {"data"},
+        "train": {"evaluate", "rgbd", "data"},
+        "cli": {"train", "evaluate", "rgbd", "data"},
+    }
+    modules = package_modules()
+    for module, edges in import_graph(modules).items():
+        package = module.split(".")[1] if module.count(".") else ""
+        if package not in allowed:
+            continue
+        for edge in edges:
+            other = edge.split(".")[1] if edge.count(".") else ""
+            if other in allowed and other != package:
+                assert other in allowed[package], f"{module} imports {edge}"
