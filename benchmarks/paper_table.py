@@ -197,7 +197,7 @@ def settings(recipe: Recipe) -> dict:
     """The full pre-training and probe settings a recipe expands to (the JSON's record)."""
     train = dataclasses.asdict(train_config("splitbrain", recipe, Path("."), False, 2))
     probe = dataclasses.asdict(probe_config(recipe))
-    drop = ("data", "out", "variant", "progress", "workers", "extra")
+    drop = ("data", "out", "variant", "progress", "workers")
     return {
         "pretrain": {k: v for k, v in train.items() if k not in drop},
         "probe": {k: v for k, v in probe.items() if k not in ("progress", "workers", "cache_dir")},

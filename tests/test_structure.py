@@ -143,3 +143,34 @@ def test_machinery_packages_import_in_the_documented_direction():
             other = edge.split(".")[1] if edge.count(".") else ""
             if other in allowed and other != package:
                 assert other in allowed[package], f"{module} imports {edge}"
+
+
+def test_importing_the_package_changes_no_global_state():
+    """No warning filters, logging handlers or logging filters appear when every package of
+    splitbrain is imported (the command line configures output when it runs)."""
+    import subprocess
+    import sys
+
+    probe = """
+import logging, warnings
+def state():
+    loggers = [logging.getLogger()] + [
+        l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)
+    ]
+    return (
+        list(warnings.filters),
+        {l.name: (list(l.handlers), list(l.filters), l.level, l.propagate) for l in loggers},
+    )
+import lightning.pytorch, torch  # third-party set-up happens on their own import
+before = state()
+import splitbrain, splitbrain.cli, splitbrain.data, splitbrain.evaluate, splitbrain.rgbd
+import splitbrain.train
+after = state()
+assert after[0] == before[0], ("warning filters", after[0][: len(after[0]) - len(before[0])])
+changed = {k: v for k, v in after[1].items() if before[1].get(k, v) != v}
+changed.update({k: v for k, v in after[1].items() if k not in before[1] and (v[0] or v[1])})
+assert not changed, changed
+print("unchanged")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "unchanged", done.stderr[-2000:]

@@ -45,7 +45,7 @@ class _ConsoleHandler(logging.Handler):
         try:
             stream.write(self.format(record) + "\n")
             stream.flush()
-        except Exception:  # noqa: BLE001 (logging must never take the run down)
+        except Exception:  # logging must never take the run down
             self.handleError(record)
 
 

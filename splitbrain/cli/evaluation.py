@@ -1,5 +1,9 @@
 """What the evaluation commands (probe, knn, finetune) share: their arguments, their data,
-the models they compare, and the report they write (JSON, markdown, PNG, a printed table)."""
+the models they compare, and the report they write (JSON, markdown, PNG, a printed table).
+
+``splitbrain.evaluate`` (and with it Lightning, three seconds of imports) is imported where a
+command runs, not when the parser is built: ``--help`` and argument errors stay fast.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..evaluate import LabelledData, Table, open_model, write_report
 from ..models import CONV_LAYERS, FC_LAYERS, SplitBrain
 from .common import UsageError, positive
+
+if TYPE_CHECKING:
+    from ..evaluate import LabelledData, Table
 
 ALL_LAYERS = (*CONV_LAYERS, *FC_LAYERS)
 Result = TypeVar("Result")
@@ -121,6 +127,8 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
 
 
 def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:
+    from ..evaluate import LabelledData
+
     data = LabelledData.open(
         args.data,
         args.test_data,
@@ -144,6 +152,8 @@ def evaluate_models(
 ) -> list[tuple[Result, float]]:
     """``evaluate(name, model)`` for every ``--weights`` model (a file or a baseline), in
     order, each with the seconds its model took to load (or to build and initialise)."""
+    from ..evaluate import open_model
+
     results = []
     for spec in args.weights:
         start = time.perf_counter()
@@ -164,6 +174,8 @@ def write_tables(
 ) -> int:
     """The report of one evaluation command in ``--out``, and its tables on the terminal.
     ``models`` are the per-model records, in the order of ``--weights``."""
+    from ..evaluate import write_report
+
     meta = {
         "command": command,
         "settings": {
@@ -172,7 +184,7 @@ def write_tables(
             **settings,
         },
         "models": [
-            {"name": m.pop("name"), "weights": spec, **m}
+            {"name": m["name"], "weights": spec, **m}
             for m, spec in zip(models, args.weights, strict=True)
         ],
     }

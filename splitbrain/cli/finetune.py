@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate import FinetuneConfig, Table, finetune
-from ..evaluate.finetune import load_targets
 from ..models import SplitBrain
 from .common import UsageError
 from .evaluation import (
@@ -53,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate import FinetuneConfig, Table, finetune
+    from ..evaluate.finetune import load_targets
+
     check_common(args)
     if bool(args.targets) != bool(args.test_targets):
         raise UsageError("--targets and --test-targets go together")

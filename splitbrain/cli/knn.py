@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate import Table, knn_evaluate
 from ..models import SplitBrain
 from .common import UsageError, positive
 from .evaluation import (
@@ -40,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate import Table, knn_evaluate
+
     layers = check_common(args)
     try:
         ks = tuple(int(k) for k in args.k.split(","))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
-from ..train import TrainConfig, pretrain
 from ..variants import VARIANTS
 from .common import UsageError, positive
+
+if TYPE_CHECKING:
+    from ..train import TrainConfig
 
 # With no --data, the offline demo: crops of the photographs inside the scikit-image wheel.
 DEMO = {
@@ -138,6 +141,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from ..train import TrainConfig  # Lightning loads when a command runs, not for --help
+
     demo = args.data is None
     defaults = DEMO if demo else {}
     devices = args.devices if args.devices == "auto" else int(args.devices)
@@ -190,6 +195,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train import pretrain
+
     if args.devices != "auto" and not args.devices.isdigit():
         raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")
     config = config_from_args(args)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate import ProbeConfig, Table, linear_probe
-from ..evaluate.features import describe_grids
 from ..models import SplitBrain
 from .common import positive
 from .evaluation import (
@@ -52,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate import ProbeConfig, Table, linear_probe
+    from ..evaluate.features import describe_grids
+
     layers = check_common(args)
     config = ProbeConfig(
         layers=tuple(layers) if layers else None,

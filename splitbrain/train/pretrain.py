@@ -38,15 +38,8 @@ from .task import AtomicCheckpointIO, PretrainTask
 log = logging.getLogger("splitbrain.train")
 
 INIT_IMAGES = 64  # the Krähenbühl initialisation's batch: the first samples of the stream
-PRIOR_IMAGES = 2048  # samples the class-rebalancing prior is counted over
+PRIOR_IMAGES, PRIOR_BATCH = 2048, 64  # samples the class-rebalancing prior is counted over
 CALIBRATION_BATCHES = 10  # batches the untrained baseline's BatchNorm statistics come from
-
-
-def _first_samples(dataset: Dataset, config: TrainConfig, count: int, batch: int = 64):
-    """Batches of the first ``count`` samples of the run's stream (the same on resume: the
-    stream is a function of the seed, whatever the batch size)."""
-    steps = math.ceil(count / batch)
-    return make_loader(dataset, batch, steps, config.seed, workers=config.workers)
 
 
 def _kraehenbuehl(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> None:
@@ -61,12 +54,16 @@ def _kraehenbuehl(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> N
 
 def _rebalancing(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> dict[str, Tensor]:
     """ECCV16 class-rebalancing weights of every classification target, from the empirical
-    prior of its bins over the run's first samples, mixed ``config.rebalance`` with uniform."""
+    prior of its bins over the run's first samples (the same on resume: the stream is a
+    function of the seed, whatever the batch size), mixed ``config.rebalance`` with uniform."""
+    steps = math.ceil(PRIOR_IMAGES / PRIOR_BATCH)
+    batches = make_loader(dataset, PRIOR_BATCH, steps, config.seed, workers=config.workers)
     counts: dict[str, Tensor] = {}
-    for images, _ in _first_samples(dataset, config, PRIOR_IMAGES):
-        for name, histogram in target_histograms(
-            model, *model.split.space.decode_batch(images)
-        ).items():
+    for images, _ in batches:
+        if len(images) == 0:  # every item of the batch proved unreadable
+            continue
+        raw, valid = model.split.space.decode_batch(images)
+        for name, histogram in target_histograms(model, raw, valid).items():
             counts[name] = counts.get(name, 0) + histogram
     weights = {name: rebalancing_weights(c, config.rebalance) for name, c in counts.items()}
     for name, w in weights.items():
@@ -86,6 +83,21 @@ def _write_colorizations(
     images = torch.stack([image for image, _ in filter(None, items)])
     device = next(model.parameters()).device
     return save_colorization_grid(model, images.to(device).float() / 255, out / "colorizations.png")
+
+
+def _save_untrained(model: SplitBrain, dataset: Dataset, config: TrainConfig, path: Path) -> Path:
+    """An untrained baseline (``gaussian``): the initial weights, with BatchNorm statistics
+    measured on the run's first batches."""
+    batches = make_loader(
+        dataset, config.batch_size, CALIBRATION_BATCHES, config.seed, config.workers
+    )
+    calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
+    save(model, path)
+    log.info(
+        "%s: untrained, BatchNorm statistics from %d batches", config.variant, CALIBRATION_BATCHES
+    )
+    log.info("weights: %s", path)
+    return path
 
 
 def _batch_size(batch: tuple[Tensor, Tensor]) -> int:
@@ -152,18 +164,7 @@ def pretrain(
         _kraehenbuehl(model, dataset, config)
     weights_path = out / "weights.safetensors"
     if config.variant in UNTRAINED:
-        batches = make_loader(
-            dataset, config.batch_size, CALIBRATION_BATCHES, config.seed, config.workers
-        )
-        calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
-        save(model, weights_path)
-        log.info(
-            "%s: untrained, BatchNorm statistics from %d batches",
-            config.variant,
-            CALIBRATION_BATCHES,
-        )
-        log.info("weights: %s", weights_path)
-        return weights_path
+        return _save_untrained(model, dataset, config, weights_path)
 
     rebalance = _rebalancing(model, dataset, config) if config.rebalance else {}
     objective = Objective(soft=config.soft_targets, rebalance=rebalance)
