@@ -214,7 +214,7 @@ def run_row(
     else:
         weights, timing = pretrain_row(row, recipe, runs, progress, workers)
         record.update(timing)
-        model = load(weights).eval()
+        model = load(weights)
     result = linear_probe(model, data, probe_config(recipe, progress, workers), name=row)
     record.update(
         top1=result.top1,

@@ -64,7 +64,7 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
 
 def bench_steps(preset: str, device: torch.device, steps: int, amp: bool) -> dict:
     side, batch = CASES[preset]
-    model = sb.build("splitbrain", preset=preset).to(device)
+    model = sb.build("splitbrain", preset=preset).train().to(device)
     model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), 3e-5, fused=FUSED_ADAM)
     objective = sb.Objective()

@@ -107,6 +107,7 @@ WHITENING_EPS = 1e-3  # added to the eigenvalues, relative to the mean variance 
 GRADIENT_IMAGES = 32  # images per gradient-ratio measurement (a random subset)
 EPS_MARGIN = 10  # between-layer scales stay >= EPS_MARGIN * sqrt(BatchNorm eps)
 BETWEEN_ROUNDS = 3  # rescaling rounds, each with a fresh random readout
+CALIBRATION_BATCHES = 10  # batches an untrained baseline's BatchNorm statistics come from
 
 
 @dataclass
@@ -467,20 +468,26 @@ def _encoder_names(model: SplitBrain) -> list[str]:
     return names
 
 
-def calibrate_batchnorm(model: SplitBrain, batches: Iterable, limit: int = 10) -> None:
+def calibrate_batchnorm(
+    model: SplitBrain, batches: Iterable, limit: int = CALIBRATION_BATCHES
+) -> None:
     """Set BatchNorm running statistics from ``limit`` uint8 batches (images, labels) of the
     loader, without any weight update, for untrained baselines: with the initial statistics
-    (0, 1) deep layers of a random net explode or vanish in eval mode. Leaves it in eval mode."""
+    (0, 1) deep layers of a random net explode or vanish in eval mode. Leaves it in eval mode;
+    batches whose every item proved unreadable are passed over."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None  # cumulative average
     model.train()
     with torch.no_grad():
-        for i, (images, _) in enumerate(batches):
-            if i == limit:
+        seen = 0
+        for images, _ in batches:
+            if seen == limit:
                 break
-            model(*model.split.space.decode_batch(images))
+            if len(images):
+                model(*model.split.space.decode_batch(images))
+                seen += 1
     model.eval()
 
 
@@ -539,4 +546,4 @@ def kraehenbuehl_init_(
     return diagnostics
 
 
-__all__ = ["METHODS", "calibrate_batchnorm", "kraehenbuehl_init_"]
+__all__ = ["CALIBRATION_BATCHES", "METHODS", "calibrate_batchnorm", "kraehenbuehl_init_"]

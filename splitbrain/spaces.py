@@ -44,6 +44,13 @@ class ChannelSpace:
     scale: tuple[float, ...]
     masked: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not hasattr(type(self), "kind"):
+            raise TypeError(
+                "ChannelSpace is the base of the kinds of space; use LabSpace, RGBDSpace, "
+                "IdentitySpace or a subclass that names its kind"
+            )
+
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "kind" in cls.__dict__:

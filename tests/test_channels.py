@@ -138,3 +138,18 @@ def test_pretrain_on_channel_data_through_the_python_api(bands_npz, tmp_path):
     model = sb.load(weights)
     assert model.split == get_split(config.split)
     assert model.features(torch.rand(1, 13, 16, 16), "conv5")["conv5"].shape[1] > 0
+
+
+def test_small_channel_tiles_are_resized_to_the_crop_not_skipped(tmp_path):
+    """Unlike photographs, channel tiles smaller than half the crop are training data."""
+    from splitbrain.train.data import open_training_data
+
+    path = tmp_path / "small.npz"
+    np.savez(path, images=_images(n=5, h=6, w=7, c=5))
+    config = TrainConfig(
+        data=f"npz:{path}", out=str(tmp_path / "run"), preset="small",
+        split="channels:0-1/2-4", crop=16, progress=False,
+    )  # fmt: skip
+    dataset, report = open_training_data(config)
+    assert len(dataset) == 5 and dataset[0][0].shape == (5, 16, 16)
+    assert report() == "skipped 0 of 5 images"

@@ -57,3 +57,42 @@ def test_unknown_split_and_invalid_targets():
 
     with pytest.raises(ValueError, match="needs a quantizer"):
         Target("ab", (1, 2), "cl")
+
+
+def test_channel_spaces_are_kinds_and_the_base_is_not_one():
+    from splitbrain.spaces import KINDS, ChannelSpace, IdentitySpace
+
+    assert set(KINDS) >= {"lab", "rgbd", "identity"}
+    with pytest.raises(TypeError, match="use LabSpace, RGBDSpace, IdentitySpace"):
+        ChannelSpace(("a",), (0.0,), (1.0,))
+    space = IdentitySpace(("c0", "c1"), (0.5, 0.5), (2.0, 2.0))
+    assert ChannelSpace.from_dict(space.to_dict()) == space and space.data == "channels"
+    with pytest.raises(ValueError, match="unknown channel space 'hyperspectral'"):
+        ChannelSpace.from_dict({**space.to_dict(), "kind": "hyperspectral"})
+
+
+def test_a_new_kind_of_space_is_one_class(tmp_path):
+    """A multispectral space with its own normalisation: one subclass, and models over it
+    train, save and load with no other change."""
+    from dataclasses import dataclass, replace
+    from typing import ClassVar
+
+    import splitbrain as sb
+    from splitbrain.spaces import IdentitySpace
+
+    @dataclass(frozen=True)
+    class Reflectance(IdentitySpace):
+        kind: ClassVar[str] = "test-reflectance"
+
+        def decode_batch(self, batch):
+            return batch.float() / 100.0, None  # stored as percent
+
+    base = channel_split(4, (0, 1), (2, 3))
+    split = replace(base, space=Reflectance(base.space.names, base.space.shift, base.space.scale))
+    model = sb.build("splitbrain", preset="small", split=split, width=0.125)
+    raw, valid = model.split.space.decode_batch(torch.full((2, 4, 16, 16), 50, dtype=torch.uint8))
+    assert torch.equal(raw, torch.full((2, 4, 16, 16), 0.5)) and valid is None
+    loss, _ = sb.Objective()(model.train(), raw)
+    assert torch.isfinite(loss)
+    loaded = sb.load(sb.save(model, tmp_path / "w.safetensors"))
+    assert type(loaded.split.space) is Reflectance and loaded.split == split

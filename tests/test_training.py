@@ -387,3 +387,13 @@ def test_kraehenbuehl_init_and_periodic_knn_probe(tmp_path, tiny_npz):
     steps = [s.step for s in events.Scalars("knn/top1")]
     assert len(steps) >= 2
     assert all(0.0 <= s.value <= 100.0 for s in events.Scalars("knn/top1"))  # percent
+
+
+def test_rebalance_needs_a_classification_target(tmp_path, tiny_npz):
+    config = TrainConfig(
+        data=f"npz:{tiny_npz}", out=str(tmp_path / "reg"), variant="splitbrain-reg",
+        preset="small", width=0.125, steps=1, batch_size=8, workers=0, progress=False,
+        rebalance=0.5,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="splitbrain-reg on split lab has no classification"):
+        pretrain(config)

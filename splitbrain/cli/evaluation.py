@@ -163,6 +163,11 @@ def evaluate_models(
     return results
 
 
+def data_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The data entries of a report's settings."""
+    return {"data": args.data, "test data": args.test_data or f"{args.data} (test split)"}
+
+
 def write_tables(
     args: argparse.Namespace,
     command: str,
@@ -178,11 +183,7 @@ def write_tables(
 
     meta = {
         "command": command,
-        "settings": {
-            "data": args.data,
-            "test data": args.test_data or f"{args.data} (test split)",
-            **settings,
-        },
+        "settings": settings,
         "models": [
             {"name": m["name"], "weights": spec, **m}
             for m, spec in zip(models, args.weights, strict=True)

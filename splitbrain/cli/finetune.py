@@ -11,6 +11,7 @@ from .evaluation import (
     add_eval_arguments,
     add_sgd_arguments,
     check_common,
+    data_settings,
     evaluate_models,
     open_data,
     write_tables,
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         for metric in results[0].scores
     ]
     settings = {
+        **data_settings(args),
         "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
         "epochs": config.epochs,
         "lr": config.lr,

@@ -10,6 +10,7 @@ from .evaluation import (
     add_eval_arguments,
     check_common,
     column_order,
+    data_settings,
     evaluate_models,
     open_data,
     write_tables,
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             Table(f"top-5 k={k} (%)", columns, {r.name: r.top5[k] for r in results}) for k in ks
         ]
     settings = {
+        **data_settings(args),
         "k": list(ks),
         "temperature": args.temperature,
         "features": "spatial average, unit length, cosine similarity",

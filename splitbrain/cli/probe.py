@@ -11,6 +11,7 @@ from .evaluation import (
     add_sgd_arguments,
     check_common,
     column_order,
+    data_settings,
     evaluate_models,
     open_data,
     write_tables,
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         tables.append(Table("top-5 (%)", columns, {r.name: r.top5 for r in results}))
     settings = {
         "mode": config.mode,
+        **data_settings(args),
         "epochs": config.epochs,
         "lr": config.lr,
         "batch size": config.batch_size,

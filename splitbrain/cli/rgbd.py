@@ -13,11 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..data import EvalTransform
 from ..models import input_geometry
-from ..rgbd import RGBDDataset, evaluate_pretext, split_frames, write_npz
-from ..rgbd.pretext import write_report
-from ..weights import load
 from .common import UsageError
 
 HOLDOUT_HELP = (
@@ -83,6 +79,8 @@ def _geometry(args: argparse.Namespace, preset: str) -> tuple[int, int]:
 
 
 def _run_split(args: argparse.Namespace) -> int:
+    from ..rgbd import split_frames, write_npz  # h5py and friends: not needed for --help
+
     train, test = split_frames(args.data, args.holdout)
     for frames, path in ((train, args.out[0]), (test, args.out[1])):
         write_npz(frames, path)
@@ -91,6 +89,11 @@ def _run_split(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from ..data import EvalTransform
+    from ..rgbd import RGBDDataset, evaluate_pretext, split_frames
+    from ..rgbd.pretext import write_report
+    from ..weights import load
+
     if args.batch_size < 1:
         raise UsageError("--batch-size must be positive")
     model = load(args.weights)

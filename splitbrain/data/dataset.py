@@ -67,7 +67,8 @@ class ImageDataset(Dataset):
 
     @staticmethod
     def collate(batch: list[Item | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stack the good items: (uint8 (B, C, c, c), int64 (B,)); B may be 0 if all were bad."""
+        """Stack the good items: (uint8 (B, C, c, c), int64 (B,)); when all were bad, B is 0
+        (and the empty tensor's shape (0, 3, 0, 0): consumers skip such batches)."""
         items = [item for item in batch if item is not None]
         if not items:
             return torch.zeros((0, 3, 0, 0), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)

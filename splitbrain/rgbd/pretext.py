@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ..atomic import atomic_write
 from ..color import lab_to_rgb
+from ..losses import bin_histogram
 from ..models import CrossChannelEncoder, SplitBrain
 from ..objective import downsample
 from ..quantize import ab_quantizer
@@ -228,7 +229,7 @@ class _ABScorer:
 
     def fit(self, batch: _Batch) -> None:
         bins = self._bins(batch.grid[:, self.channels])
-        self.histogram += torch.bincount(bins[batch.cells], minlength=len(self.histogram))
+        self.histogram += bin_histogram(bins, self.quantizer.num_bins, batch.cells)
 
     def score(self, prediction: _Prediction, batch: _Batch) -> Tensor:
         truth = self._bins(batch.grid[:, self.channels])

@@ -30,12 +30,15 @@ Opened = tuple[Dataset, Callable[[], str]]
 
 
 def _scanned(
-    source: ImageSource, config: TrainConfig, space: ChannelSpace, transform: TrainTransform
+    source: ImageSource,
+    config: TrainConfig,
+    space: ChannelSpace,
+    transform: TrainTransform,
+    min_side: int,
 ) -> Opened:
     """Images or channel stacks, scanned for bad items first: a run that is mostly broken
-    files stops before it starts."""
+    files stops before it starts. Items whose shorter side is under ``min_side`` are bad."""
     log.info("data: %s", source.describe())
-    min_side = config.crop // 2
     bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress)
     dataset = ImageDataset(source, transform, bad, min_side, channels=space.raw_channels)
     return dataset, bad.summary
@@ -50,8 +53,12 @@ def _rgbd(config: TrainConfig, space: ChannelSpace, transform: TrainTransform) -
 
 #: Data stack name (``ChannelSpace.data``) -> how its training data is opened.
 OPENERS: dict[str, Callable[[TrainConfig, ChannelSpace, TrainTransform], Opened]] = {
-    "images": lambda c, *args: _scanned(open_source(c.data, "train", c.download), c, *args),
-    "channels": lambda c, *args: _scanned(open_channels(c.data), c, *args),
+    # photographs under half the crop would be upscaled more than 2x: they are skipped
+    "images": lambda c, *args: _scanned(
+        open_source(c.data, "train", c.download), c, *args, min_side=c.crop // 2
+    ),
+    # channel stacks (tiles, scenes) of any size are resized to the crop, as they always were
+    "channels": lambda c, *args: _scanned(open_channels(c.data), c, *args, min_side=1),
     "rgbd": _rgbd,
 }
 

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from ..colorize import colorizer, save_colorization_grid
 from ..data import EvalTransform, ImageDataset
 from ..evaluate.fitting import quiet_lightning
-from ..init import calibrate_batchnorm, kraehenbuehl_init_
+from ..init import CALIBRATION_BATCHES, calibrate_batchnorm, kraehenbuehl_init_
 from ..losses import rebalancing_weights
 from ..models import SplitBrain
 from ..objective import Objective, target_histograms
@@ -39,7 +39,6 @@ log = logging.getLogger("splitbrain.train")
 
 INIT_IMAGES = 64  # the Krähenbühl initialisation's batch: the first samples of the stream
 PRIOR_IMAGES, PRIOR_BATCH = 2048, 64  # samples the class-rebalancing prior is counted over
-CALIBRATION_BATCHES = 10  # batches the untrained baseline's BatchNorm statistics come from
 
 
 def _kraehenbuehl(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> None:
@@ -65,6 +64,11 @@ def _rebalancing(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> di
         raw, valid = model.split.space.decode_batch(images)
         for name, histogram in target_histograms(model, raw, valid).items():
             counts[name] = counts.get(name, 0) + histogram
+    if not counts:
+        raise ValueError(
+            f"--rebalance: variant {config.variant} on split {config.split} has no "
+            "classification target to rebalance"
+        )
     weights = {name: rebalancing_weights(c, config.rebalance) for name, c in counts.items()}
     for name, w in weights.items():
         log.info("rebalancing %s: weights %.2f to %.2f", name, w.min(), w.max())

@@ -44,9 +44,11 @@ class PretrainTask(L.LightningModule):
         self.objective = objective
 
     def on_fit_start(self) -> None:
-        """Train mode (models are built and loaded in eval mode), and the model FLOPs per
-        device batch for the throughput monitor's FLOP/s."""
+        """Train mode (models are built and loaded in eval mode), rebalancing weights on the
+        training device, and the model FLOPs per device batch for the throughput monitor."""
         self.model.train()
+        rebalance = self.objective.rebalance
+        self.objective.rebalance = {k: w.to(self.device) for k, w in rebalance.items()}
         per_image = training_flops_per_image(self.model.config, self.config.crop)
         self.flops_per_batch = per_image * self.config.batch_size // self.trainer.world_size
 
