@@ -5,14 +5,16 @@
     feats = model.features(rgb, layers=["conv1", "conv5"])
 
 The public API is ``__all__``: building, loading and saving models, their objective, the
-colorizer, and the method's modules (colour, quantization, channel splits, losses). The
-machinery lives in subpackages: ``data``, ``rgbd``, ``train``, ``evaluate``, ``cli``.
+colorizer, feature extraction, and the method's modules (colour, quantization, channel splits,
+losses). The machinery lives in subpackages: ``data``, ``rgbd``, ``train``, ``evaluate``,
+``inference``, ``cli``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import color, losses, quantize, splits
 from .colorize import colorize
+from .extract import extract
 from .models import SplitBrain
 from .objective import Objective
 from .variants import VARIANTS, build
@@ -32,6 +34,7 @@ __all__ = [
     "build",
     "color",
     "colorize",
+    "extract",
     "load",
     "losses",
     "quantize",

@@ -20,6 +20,11 @@ _XYZ_FROM_RGB = (
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
 )
+# Its inverse, in float64 once, so that no matrix inversion runs per call (or in an ONNX graph).
+_RGB_FROM_XYZ = tuple(
+    tuple(row)
+    for row in torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()
+)
 _D65_WHITE = (0.95047, 1.0, 1.08883)
 _EPSILON = 0.008856  # (6/29)^3 rounded as in skimage
 _KAPPA = 7.787  # (29/6)^2 / 3 rounded as in skimage
@@ -72,8 +77,7 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
         (f - 16.0 / 116.0) / _KAPPA,
     )
     xyz = xyz * _matrix(_D65_WHITE, lab).view(1, 3, 1, 1)
-    rgb_from_xyz = torch.linalg.inv(_matrix(_XYZ_FROM_RGB, lab).double()).to(lab.dtype)
-    linear = torch.einsum("ij,njhw->nihw", rgb_from_xyz, xyz)
+    linear = torch.einsum("ij,njhw->nihw", _matrix(_RGB_FROM_XYZ, lab), xyz)
     rgb = torch.where(
         linear > 0.0031308,
         1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055,

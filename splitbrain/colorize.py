@@ -1,8 +1,14 @@
-"""Automatic colorization with a model's L->ab half, and pictures a person can look at.
+"""Automatic colorization with a model's L->ab half, at the photograph's full resolution.
 
-The L->ab encoder predicts a distribution over the 313 ab bins on its coarse grid; the
-annealed mean (T = 0.38) gives vivid but stable colours, which are upsampled bilinearly to the
-image and joined with the input's own lightness.
+The L->ab encoder sees the image's lightness at the network's geometry (its shorter side
+resized to ``side``, by default the resize the preset trains at), predicts a distribution over
+the 313 ab bins on its coarse grid, and decodes it: the annealed mean (softmax(log p / T),
+T = 0.38, SPEC section 2) gives vivid but stable colours; ``mean`` and ``mode`` are the two
+limits. The ab channels are upsampled bilinearly to the original size and joined with the
+original's own lightness, the approach of the colorization papers: the output keeps every
+detail of the input, whatever its size.
+
+    out = sb.colorize(model, Image.open("grandma.jpg"))    # a PIL image in, a PIL image out
 """
 
 from __future__ import annotations
@@ -12,54 +18,153 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
-from .color import lab_to_rgb
-from .models import CrossChannelEncoder, SplitBrain
-from .splits import Target
+from .color import lab_to_rgb, rgb_to_lab
+from .models import CrossChannelEncoder, EncoderSpec, SplitBrain, input_geometry
+from .spaces import ChannelSpace
+from .splits import Target, lab_split
+from .variants import VARIANTS
+
+DECODINGS = ("annealed", "mean", "mode")
+
+
+def _colorizing(space: ChannelSpace, specs: tuple[EncoderSpec, ...]) -> tuple[int, Target] | None:
+    """(index of the encoder, its target) that predicts ab by classification from L alone."""
+    if not space.colorizes:
+        return None
+    for index, spec in enumerate(specs):
+        for target in spec.half.targets:
+            if (
+                spec.half.inputs == space.groups["L"]
+                and target.channels == space.groups["ab"]
+                and target.loss == "cl"
+            ):
+                return index, target
+    return None
 
 
 def colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target] | None:
     """The encoder, and its target, that predicts ab by classification from L alone; None
     when the model has none (or its channel space does not take photographs)."""
-    space = model.split.space
-    if not space.colorizes:
-        return None
-    for encoder in model.encoders:
-        for target in encoder.spec.half.targets:
-            if (
-                encoder.spec.half.inputs == space.groups["L"]
-                and target.channels == space.groups["ab"]
-                and target.loss == "cl"
-            ):
-                return encoder, target
-    return None
+    found = _colorizing(model.split.space, model.config.encoders)
+    return None if found is None else (model.encoders[found[0]], found[1])
+
+
+def colorizing_variants() -> list[str]:
+    """The variants that can colorize photographs (on the ``lab`` split)."""
+    split = lab_split()
+    return [name for name, make in VARIANTS.items() if _colorizing(split.space, make(split))]
+
+
+def require_colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target]:
+    """``colorizer(model)``, or a ValueError that names the variants that can colorize."""
+    found = colorizer(model)
+    if found is None:
+        raise ValueError(
+            f"variant {model.config.variant!r} on split {model.split.name!r} has no L->ab "
+            f"classification half; variants that can colorize: {', '.join(colorizing_variants())}"
+        )
+    return found
 
 
 @torch.no_grad()
-def colorize(model: SplitBrain, rgb: Tensor, temperature: float = 0.38) -> Tensor:
-    """RGB in [0,1] (N,3,H,W) -> the model's colorization of its greyscale, (N,3,H,W)."""
-    found = colorizer(model)
-    if found is None:
-        raise ValueError(f"variant {model.config.variant!r} has no L->ab classification half")
-    encoder, target = found
-    was_training = model.training
-    model.eval()
-    lab = model.channels(rgb)
+def predict_ab(
+    model: SplitBrain, lightness: Tensor, temperature: float = 0.38, decode: str = "annealed"
+) -> Tensor:
+    """L in [0, 100] (N,1,h,w) -> the predicted ab (N,2,g,g) on the network's grid."""
+    if decode not in DECODINGS:
+        raise ValueError(f"unknown decoding {decode!r}; choose from {', '.join(DECODINGS)}")
+    encoder, target = require_colorizer(model)
+    zeros = torch.zeros_like(lightness)  # (no Python sizes: ONNX export keeps shapes dynamic)
+    lab = torch.cat([lightness, zeros, zeros], 1)
     logits = encoder(model.encoder_input(encoder, lab), (target.name,))[target.name]
-    ab = model.quantizer(target.quantizer).decode(logits, "annealed", temperature)
+    return model.quantizer(target.quantizer).decode(logits, decode, temperature)
+
+
+def _resized(rgb: Tensor, side: int) -> Tensor:
+    """Float RGB (N,3,H,W) with its shorter side at ``side`` (bilinear, antialiased)."""
+    height, width = rgb.shape[-2:]
+    scale = side / min(height, width)
+    size = (max(side, round(height * scale)), max(side, round(width * scale)))
+    if size == (height, width):
+        return rgb
+    out = F.interpolate(rgb, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return out.clamp(0.0, 1.0)
+
+
+@torch.no_grad()
+def colorize_rgb(
+    model: SplitBrain,
+    rgb: Tensor,
+    side: int | None = None,
+    temperature: float = 0.38,
+    decode: str = "annealed",
+) -> Tensor:
+    """Float RGB (N,3,H,W) in [0, 1] -> its colorization (N,3,H,W) at the same size: the
+    network sees the lightness with the shorter side at ``side`` (default: the preset's
+    training resize), the output keeps the input's own lightness."""
+    require_colorizer(model)
+    device = next(model.parameters()).device
+    rgb = rgb.to(device=device, dtype=torch.float32)
+    side = side or input_geometry(model.config.preset)[0]
+    lightness = rgb_to_lab(_resized(rgb, side))[:, :1]
+    was_training = model.training
+    model.eval()  # one photograph's colours must not depend on batch statistics
+    try:
+        ab = predict_ab(model, lightness, temperature, decode)
+    finally:
+        model.train(was_training)
     ab = F.interpolate(ab, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-    model.train(was_training)
-    return lab_to_rgb(torch.cat([lab[:, :1], ab], 1))
+    return lab_to_rgb(torch.cat([rgb_to_lab(rgb)[:, :1], ab], 1))
+
+
+def colorize(
+    model: SplitBrain,
+    image: Image.Image | np.ndarray | Tensor,
+    temperature: float = 0.38,
+    decode: str = "annealed",
+    side: int | None = None,
+):
+    """The model's colorization of ``image``'s greyscale, as the same kind of object:
+
+    * a PIL image (any mode; EXIF orientation applied) -> an RGB PIL image;
+    * an (H, W, 3) or (H, W) uint8 array -> an (H, W, 3) uint8 array;
+    * a float tensor (N,3,H,W) or (3,H,W) in [0, 1] -> a float tensor of the same shape.
+
+    Colour inputs are colorized from their lightness alone. ``decode``: ``annealed`` (the
+    annealed mean at ``temperature``), ``mean`` or ``mode``. ``side``: the shorter side the
+    network sees (default: the preset's training resize, 256 for ``paper``).
+    """
+    if isinstance(image, Tensor):
+        batch = image if image.dim() == 4 else image[None]
+        out = colorize_rgb(model, batch, side, temperature, decode).to(image.device)
+        return out if image.dim() == 4 else out[0]
+    if isinstance(image, Image.Image):
+        array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    else:
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim not in (2, 3):
+            raise TypeError(
+                f"expected an (H, W, 3) or (H, W) uint8 array, got {array.dtype} {array.shape}"
+            )
+        array = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+    rgb = (
+        torch.tensor(array).permute(2, 0, 1)[None].float() / 255
+    )  # a copy: arrays may be read-only
+    out = colorize_rgb(model, rgb, side, temperature, decode)[0]
+    pixels = (out.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(pixels) if isinstance(image, Image.Image) else pixels
 
 
 def save_colorization_grid(
     model: SplitBrain, rgb: Tensor, path: str | Path, scale: int = 2
 ) -> Path:
-    """A PNG with one column per image: greyscale input, colorization, original."""
-    grey = lab_to_rgb(torch.cat([model.channels(rgb)[:, :1], torch.zeros_like(rgb[:, :2])], 1))
-    rows = [grey, colorize(model, rgb), rgb]
+    """A PNG with one column per image (N,3,H,W): greyscale, colorization at the images' own
+    size, original."""
+    grey = lab_to_rgb(torch.cat([rgb_to_lab(rgb)[:, :1], torch.zeros_like(rgb[:, :2])], 1))
+    rows = [grey, colorize_rgb(model, rgb, side=min(rgb.shape[-2:])).to(rgb.device), rgb]
     grid = torch.cat([torch.cat(list(row.cpu()), 2) for row in rows], 1)  # (3, 3H, N*W)
     picture = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     image = Image.fromarray(picture)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -45,11 +46,26 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise WeightsFileError(f"{path}: unreadable model configuration ({error})") from None
 
 
-def load(path: str | os.PathLike, device: str = "cpu") -> SplitBrain:
-    """Rebuild a model from a weights file written by ``save``."""
-    model = SplitBrain(read_config(path))
+def load(path: str | os.PathLike, device: str = "cpu", preset: str | None = None) -> SplitBrain:
+    """Rebuild a model from a weights file written by ``save``, in eval mode.
+
+    ``preset`` rebuilds it at another geometry with the same weights: ``transfer`` evaluates
+    a model pre-trained at the ``paper`` preset at the paper's 227 px transfer geometry (and
+    back). Only presets whose layers have the same shapes can share weights; another gives a
+    WeightsFileError naming the first layer that differs.
+    """
+    config = read_config(path)
+    saved = config.preset
+    model = SplitBrain(replace(config, preset=preset or saved))
     with safe_open(str(path), framework="pt", device=device) as f:
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    for name, wanted in model.state_dict().items():  # in network order
+        if preset and name in state and state[name].shape != wanted.shape:
+            raise WeightsFileError(
+                f"{path}: its {saved} model cannot be rebuilt as {preset}: {name} is "
+                f"{tuple(state[name].shape)} in the file and {tuple(wanted.shape)} at "
+                f"{preset} (paper and transfer share their layer shapes)"
+            )
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -95,10 +95,10 @@ def test_no_import_cycles():
 
 def test_method_modules_do_not_import_the_machinery():
     """The method at the top of the package (colour, quantization, spaces, splits, models,
-    losses, objective, init, colorize, weights) never reaches into data, training, evaluation
-    or the command line."""
+    losses, objective, init, colorize, extract, weights) never reaches into data, training,
+    evaluation, inference or the command line."""
     machinery = ("splitbrain.data", "splitbrain.rgbd", "splitbrain.train")
-    machinery += ("splitbrain.evaluate", "splitbrain.cli")
+    machinery += ("splitbrain.evaluate", "splitbrain.inference", "splitbrain.cli")
     modules = package_modules()
     graph = import_graph(modules)
     method = [m for m, path in modules.items() if path.parent == PACKAGE and path.stem[0] != "_"]
@@ -132,7 +132,8 @@ def test_machinery_packages_import_in_the_documented_direction():
         "rgbd": {"data"},
         "evaluate": {"data"},
         "train": {"evaluate", "rgbd", "data"},
-        "cli": {"train", "evaluate", "rgbd", "data"},
+        "inference": {"data"},
+        "cli": {"train", "evaluate", "inference", "rgbd", "data"},
     }
     modules = package_modules()
     for module, edges in import_graph(modules).items():

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import yaml
+
+from ..models import input_geometry
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -27,3 +32,16 @@ def positive(kind: type):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def geometry(weights: str, preset: str, crop: int | None, resize: int | None) -> tuple[int, int]:
+    """(resize, crop) for a model's images: the flags, else the pre-training run's config.yaml
+    beside the weights, else the preset's; a crop larger than the resize is a UsageError."""
+    saved = Path(weights).parent / "config.yaml"
+    config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    resize, crop = input_geometry(
+        preset, crop or config.get("crop"), resize or config.get("resize")
+    )
+    if not 1 <= crop <= resize:
+        raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
+    return resize, crop

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..models import CONV_LAYERS, FC_LAYERS, SplitBrain
+from ..models import CONV_LAYERS, FC_LAYERS, PRESETS, SplitBrain
 from .common import UsageError, positive
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def add_eval_arguments(
     p.add_argument(
         "--test-data", metavar="SPEC", help="test images (default: the test split of --data)"
     )
+    add_preset_argument(p)
     if layers is not None:
         p.add_argument(
             "--layers",
@@ -82,6 +83,15 @@ def add_eval_arguments(
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_preset_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="rebuild weights files at this geometry: transfer evaluates paper weights at the "
+        "paper's 227 px protocol (default: the preset they were trained at)",
+    )
 
 
 def add_sgd_arguments(p: argparse.ArgumentParser, epochs: int) -> None:
@@ -157,7 +167,7 @@ def evaluate_models(
     results = []
     for spec in args.weights:
         start = time.perf_counter()
-        name, model = open_model(spec, data, args.seed)
+        name, model = open_model(spec, data, args.seed, args.preset)
         opened = time.perf_counter() - start
         results.append((evaluate(name, model), opened))
     return results

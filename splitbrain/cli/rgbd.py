@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from ..models import input_geometry
-from .common import UsageError
+from .common import UsageError, geometry
 
 HOLDOUT_HELP = (
     "which frames to hold out: a fraction F (the last round(F*n) frames of each source), "
@@ -67,17 +64,6 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     return [split, evaluate]
 
 
-def _geometry(args: argparse.Namespace, preset: str) -> tuple[int, int]:
-    """(resize, crop): flags, else the training run's config.yaml, else the preset defaults."""
-    saved = Path(args.weights).parent / "config.yaml"
-    config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    crop = args.crop or config.get("crop")
-    resize, crop = input_geometry(preset, crop, args.resize or config.get("resize"))
-    if not 1 <= crop <= resize:
-        raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
-    return resize, crop
-
-
 def _run_split(args: argparse.Namespace) -> int:
     from ..rgbd import split_frames, write_npz  # h5py and friends: not needed for --help
 
@@ -97,7 +83,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError("--batch-size must be positive")
     model = load(args.weights)
-    resize, crop = _geometry(args, model.config.preset)
+    resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     train, test = split_frames(args.data, args.holdout)
     print(f"frames: {len(train)} for the baselines, {len(test)} held out")
     out = Path(args.out)

@@ -65,6 +65,10 @@ class ImageDataset(Dataset):
         self.log.record(i, note)
         return self.transform(image), label
 
+    def with_index(self) -> WithIndex:
+        """The same items carrying their source index instead of their label."""
+        return WithIndex(self)
+
     @staticmethod
     def collate(batch: list[Item | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stack the good items: (uint8 (B, C, c, c), int64 (B,)); when all were bad, B is 0
@@ -79,3 +83,19 @@ class ImageDataset(Dataset):
         # second per batch in a main process whose cores are busy with other work
         np.stack([image.numpy() for image, _ in items], out=images.numpy())
         return images, torch.tensor([label for _, label in items], dtype=torch.int64)
+
+
+class WithIndex(Dataset):
+    """An ImageDataset whose items carry their source index instead of their label: to look
+    up rows of a label matrix (multi-label fine-tuning), or to say which file a row of
+    extracted features came from."""
+
+    def __init__(self, dataset: ImageDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, k: int) -> Item | None:
+        item = self.dataset[k]
+        return None if item is None else (item[0], int(self.dataset.indices[k]))

@@ -20,16 +20,16 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 SPLIT_DIRS = ("train", "test", "val")
 
 
-def _is_image(name: str) -> bool:
+def is_image(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _images_under(directory: str) -> list[str]:
+def images_under(directory: str) -> list[str]:
     """Image files anywhere below ``directory``, sorted by path; hidden files and dirs skipped."""
     found = []
     for root, dirs, files in os.walk(directory, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(root, f) for f in files if _is_image(f))
+        found.extend(os.path.join(root, f) for f in files if is_image(f))
     return sorted(found)
 
 
@@ -71,11 +71,11 @@ class FolderSource(ImageSource):
             directory = root
         with os.scandir(directory) as entries:
             entries = sorted(entries, key=lambda e: e.name)
-            top = [e.path for e in entries if e.is_file() and _is_image(e.name)]
+            top = [e.path for e in entries if e.is_file() and is_image(e.name)]
             classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
         paths, labels = list(top), [UNLABELED] * len(top)
         for index, name in enumerate(classes):
-            found = _images_under(os.path.join(directory, name))
+            found = images_under(os.path.join(directory, name))
             if not found:
                 log.warning("folder:%s: class folder %r holds no images", directory, name)
             paths.extend(found)

@@ -10,16 +10,10 @@ kNN classification, fine-tuning, and the untrained baselines, on any labelled im
 See docs/EVALUATION.md for the protocols, the command line and measured costs.
 """
 
+from ..extract import PAPER_GRID, activation_shapes, probe_grid, probe_grids
 from .baselines import build_baseline, open_model, parse_baseline
 from .data import LabelledData
-from .features import (
-    DEFAULT_LAYERS,
-    PAPER_GRID,
-    FrozenTrunk,
-    activation_shapes,
-    probe_grid,
-    probe_grids,
-)
+from .features import DEFAULT_LAYERS, FrozenTrunk
 from .finetune import FinetuneConfig, FinetuneNet, FinetuneResult, finetune
 from .knn import KNNResult, knn_evaluate, knn_scores, pooled_features
 from .metrics import average_precision, mean_average_precision, topk_correct

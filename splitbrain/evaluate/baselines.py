@@ -84,10 +84,14 @@ def build_baseline(
     return model
 
 
-def open_model(spec: str, data: LabelledData, seed: int = 0) -> tuple[str, SplitBrain]:
-    """(name, model in eval mode) for a weights file or a baseline spec, optionally NAME=..."""
+def open_model(
+    spec: str, data: LabelledData, seed: int = 0, preset: str | None = None
+) -> tuple[str, SplitBrain]:
+    """(name, model in eval mode) for a weights file or a baseline spec, optionally NAME=...;
+    ``preset`` rebuilds weights files at another geometry (``weights.load``); a baseline
+    names its own."""
     name, spec = split_name(spec)
     baseline = parse_baseline(spec)
     if baseline is None:
-        return name, load(spec)
+        return name, load(spec, preset=preset)
     return name, build_baseline(*baseline, data, seed)

@@ -108,21 +108,6 @@ class LabelledData:
         return dataset if len(keep) == len(dataset) else Subset(dataset, keep)
 
 
-class WithIndex(Dataset):
-    """An ImageDataset whose items carry their source index instead of their label, to look
-    up rows of a label matrix (multi-label fine-tuning)."""
-
-    def __init__(self, dataset: ImageDataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, k: int):
-        item = self.dataset[k]
-        return None if item is None else (item[0], int(self.dataset.indices[k]))
-
-
 def loader(
     dataset: Dataset,
     batch_size: int,

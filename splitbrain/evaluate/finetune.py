@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
+from ..device import device_for
+from ..extract import activation_shapes, to_raw
 from ..models import PRESET_INPUT, SplitBrain, input_geometry
-from .data import LabelledData, WithIndex, loader
-from .features import activation_shapes, to_raw
-from .fitting import LR_MILESTONES, device_for, fit_on_one_device, sgd_with_steps
+from .data import LabelledData, loader
+from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .metrics import mean_average_precision, topk_correct
 
 
@@ -178,9 +179,9 @@ def finetune(
     train = data.dataset("train", TrainTransform(resize, crop))
     test = data.dataset("test", EvalTransform(resize, crop))
     if multilabel:
-        train, test = WithIndex(train), WithIndex(test)
+        train, test = train.with_index(), test.with_index()
     batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
-    device = device_for(config.accelerator)
+    device = device_for(config.accelerator, "--accelerator")
     seconds = {}
     start = time.perf_counter()
     task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)

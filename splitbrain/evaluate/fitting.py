@@ -1,5 +1,5 @@
-"""What the probe and fine-tuning share to fit on one device: the device, the SGD recipe with
-the paper's step decay, and a quiet single-device Lightning fit."""
+"""What the probe and fine-tuning share to fit on one device: the SGD recipe with the paper's
+step decay, and a quiet single-device Lightning fit."""
 
 from __future__ import annotations
 
@@ -50,19 +50,6 @@ def sgd_with_steps(
         optimiser, lambda step: config.lr_gamma ** sum(step >= m for m in milestones)
     )
     return optimiser, schedule
-
-
-def device_for(accelerator: str) -> torch.device:
-    """The torch device of a Lightning-style ``accelerator`` name (cpu, gpu/cuda, auto)."""
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--accelerator {accelerator}: no CUDA device is available")
-        return torch.device("cuda")
-    if accelerator == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if accelerator == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown accelerator {accelerator!r}; choose cpu, gpu or auto")
 
 
 def fit_on_one_device(

@@ -14,10 +14,11 @@ import torch
 from torch import Tensor
 
 from ..data import EvalTransform
+from ..device import device_for
+from ..extract import to_raw
 from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
-from .features import check_layers, pool_activation, to_raw
-from .fitting import device_for
+from .features import check_layers, pool_activation
 from .metrics import topk_correct
 
 DEFAULT_KS = (20, 200)
@@ -121,7 +122,7 @@ def knn_evaluate(
     """kNN accuracy of ``model``'s frozen, pooled layers: ``data``'s training images are the
     neighbours, its test images the queries (centre crops, no augmentation)."""
     layers = check_layers(model, layers or ["conv5"], name)
-    device = device_for(accelerator)
+    device = device_for(accelerator, "--accelerator")
     model.eval().to(device, memory_format=torch.channels_last)
     resize, crop = input_geometry(model.config.preset, crop, resize)
     transform = EvalTransform(resize, crop)

@@ -1,9 +1,9 @@
 """The linear probe on frozen features (SPEC section 5), in two modes.
 
 Every chosen layer's activation is resized bilinearly to about 9,000 dimensions
-(``features.probe_grid``), normalised by a BatchNorm without affine parameters whose statistics
-are estimated once and then frozen, and classified by a linear layer. The trunk stays in eval
-mode without gradients; SGD with momentum 0.9, weight decay 5e-4 and the paper's step decay
+(``splitbrain.extract.probe_grid``), normalised by a BatchNorm without affine parameters whose
+statistics are estimated once and then frozen, and classified by a linear layer. The trunk stays
+in eval mode without gradients; SGD with momentum 0.9, weight decay 5e-4 and the paper's step decay
 (x0.1 after 2/7, 4/7 and 6/7 of the run, its 40k/80k/120k of 140k iterations).
 
 * augmented (default): random crop + mirror; every batch runs the trunk once and all layers'
@@ -36,17 +36,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
+from ..device import device_for
+from ..extract import TARGET_DIMS, probe_grids
 from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
-from .features import (
-    DEFAULT_LAYERS,
-    TARGET_DIMS,
-    FrozenTrunk,
-    check_layers,
-    describe_grids,
-    probe_grids,
-)
-from .fitting import LR_MILESTONES, device_for, fit_on_one_device, sgd_with_steps
+from .features import DEFAULT_LAYERS, FrozenTrunk, check_layers, describe_grids
+from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .metrics import topk_correct
 
 log = logging.getLogger("splitbrain.evaluate")
@@ -238,7 +233,7 @@ def _probe_augmented(
     counts: _Counts,
     seconds: dict[str, float],
 ) -> int:
-    device = device_for(config.accelerator)
+    device = device_for(config.accelerator, "--accelerator")
     train = data.dataset("train", TrainTransform(resize, crop))
     batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
     trunk.to(device)
@@ -371,7 +366,7 @@ def _probe_cached(
     counts: _Counts,
     seconds: dict[str, float],
 ) -> int:
-    device = device_for(config.accelerator)
+    device = device_for(config.accelerator, "--accelerator")
     trunk.to(device)
     heads.to(device)
     dims = {name: head.linear.in_features for name, head in heads.items()}

@@ -1,0 +1,78 @@
+"""``splitbrain colorize``: colour photographs at their full resolution with a model's L->ab
+half."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..colorize import DECODINGS
+from .common import geometry, positive
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "colorize",
+        help="colour photographs (black-and-white or not) at their full resolution",
+        description="Colorize image files, folders (recursive) and glob patterns into --out, "
+        "keeping their names (a folder maps to a folder). The network sees the image's "
+        "lightness with its shorter side at --side; the output keeps the original's own "
+        "lightness at its full size, with the predicted colour upsampled to it. Colour inputs "
+        "are colorized from their lightness alone. Unreadable or too small files are skipped, "
+        "named and counted.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("--weights", required=True, help="a weights file with an L->ab cl half")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--side",
+        type=positive(int),
+        help="shorter side the network sees (default: the pre-training resize, from the "
+        "config.yaml beside the weights, else the preset's: 256 for paper)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=positive(float),
+        default=0.38,
+        help="annealed-mean temperature (default 0.38)",
+    )
+    p.add_argument(
+        "--decode", choices=DECODINGS, default="annealed", help="how bins become a colour"
+    )
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="write grey | colorized | original (when the input had colour) side by side",
+    )
+    p.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1-95 (default 90)")
+    p.add_argument("--batch-size", type=positive(int), default=8, help="images per batch")
+    p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return [p]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..colorize import require_colorizer
+    from ..device import device_for
+    from ..inference import ColorizeSettings, colorize_files
+    from ..weights import load
+
+    model = load(args.weights).to(device_for(args.device))
+    require_colorizer(model)
+    side = args.side or geometry(args.weights, model.config.preset, None, None)[0]
+    settings = ColorizeSettings(
+        side=side,
+        temperature=args.temperature,
+        decode=args.decode,
+        batch_size=args.batch_size,
+        side_by_side=args.side_by_side,
+        format=args.format,
+        quality=args.quality,
+        progress=not args.no_progress,
+    )
+    outcome = colorize_files(model, args.inputs, args.out, settings)
+    print(outcome.summary())
+    if outcome.written:
+        rate = outcome.megapixels / outcome.seconds
+        print(f"output: {args.out} ({outcome.megapixels:.1f} megapixels, {rate:.2f} MP/s)")
+    return 0 if outcome.written or not outcome.inputs else 1

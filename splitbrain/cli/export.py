@@ -1,0 +1,45 @@
+"""``splitbrain export``: a trained network as an ONNX graph, to run outside Python."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import UsageError, positive
+from .evaluation import add_preset_argument, parse_layers
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "export",
+        help="write a network as an ONNX graph (features or colorizer)",
+        description="Export --weights as ONNX with a dynamic batch and image size. features: "
+        "RGB in [0, 1] (N,3,H,W) -> the chosen layers of both halves (N,C,h,w), one output "
+        "each. colorizer: RGB in [0, 1] (N,3,H,W) or L in [0, 100] (N,1,H,W) -> the predicted "
+        "ab on the network's grid, or the colorized RGB at the input's size. Needs the "
+        "onnxscript package; run the result with onnxruntime.",
+    )
+    p.add_argument("--weights", required=True, help="a weights file")
+    add_preset_argument(p)
+    p.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    p.add_argument("--what", choices=["features", "colorizer"], default="features")
+    p.add_argument("--layers", default="conv5", help="features: comma-separated layers")
+    p.add_argument("--takes", choices=["rgb", "L"], default="rgb", help="colorizer input")
+    p.add_argument("--gives", choices=["rgb", "ab"], default="rgb", help="colorizer output")
+    p.add_argument("--temperature", type=positive(float), default=0.38)
+    return [p]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference import export_onnx
+    from ..weights import load
+
+    layers = parse_layers(args.layers)
+    if not args.onnx.endswith(".onnx"):
+        raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
+    model = load(args.weights, preset=args.preset)
+    path = export_onnx(
+        model, args.onnx, args.what, layers or model.layer_names, args.takes, args.gives,
+        args.temperature,
+    )  # fmt: skip
+    print(f"onnx: {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    return 0

@@ -1,0 +1,98 @@
+"""``splitbrain extract``: features of every image of a data source, to one file."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..extract import POOLS
+from .common import UsageError, geometry, positive
+from .evaluation import add_preset_argument, parse_layers
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "extract",
+        help="features of every image of a data source, to a safetensors or npz file",
+        description="Run a model over every image of --data (centre crops at its pre-training "
+        "geometry) and write the chosen layers' features to --out (.safetensors or .npz: one "
+        "(N, ...) float32 tensor per layer, 'labels' (N,) with -1 where an image has none, "
+        "'index' (N,) the item's index in the data), streamed to disk batch by batch, and a "
+        "CSV beside it of row, index, label and file. Unreadable images are skipped and "
+        "counted.",
+    )
+    p.add_argument("--weights", required=True, help="a weights file")
+    add_preset_argument(p)
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="FORMAT:PATH (folder:, cifar10:, cifar100:, stl10:, npz:, skimage:; npz: and "
+        "tiff: for channel models)",
+    )
+    p.add_argument(
+        "--data-split",
+        default="train",
+        help="which split of --data (train, test, val, unlabeled; default train)",
+    )
+    p.add_argument("--layers", default="conv5", help="comma-separated layers (default conv5)")
+    p.add_argument(
+        "--pool",
+        choices=POOLS,
+        default="avg",
+        help="avg: mean over space (N, C); paper: the probe's bilinear resize to about 9,000 "
+        "dimensions; none: the activation (N, C, h, w) (default avg)",
+    )
+    p.add_argument("--out", required=True, help="output file, .safetensors or .npz")
+    p.add_argument("--crop", type=positive(int), help="image side (default: pre-training's)")
+    p.add_argument("--resize", type=positive(int), help="shorter side before the crop")
+    p.add_argument("--batch-size", type=positive(int), default=128)
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="stop if more of the data than this is unreadable (use --max-bad-fraction 1 to "
+        "extract whatever can be read)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return [p]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import open_channels, open_source
+    from ..device import device_for
+    from ..inference import extract_to_file
+    from ..inference.extract_files import SUFFIXES
+    from ..weights import load
+
+    layers = parse_layers(args.layers)
+    if not args.out.endswith(SUFFIXES):
+        raise UsageError(f"--out {args.out}: write features to .safetensors or .npz")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    model = load(args.weights, preset=args.preset).to(device_for(args.device))
+    layers = layers or model.layer_names
+    missing = [name for name in layers if name not in model.layer_names]
+    if missing:
+        raise UsageError(f"--layers: the model has no {', '.join(missing)}")
+    space = model.split.space
+    if space.data == "images":
+        source = open_source(args.data, split=args.data_split)
+    elif space.data == "channels":
+        source = open_channels(args.data)
+    else:
+        raise UsageError(f"extract reads image and channel data; a {space.kind} model needs more")
+    print(f"data: {source.describe()}")
+    resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
+    outcome = extract_to_file(
+        model, source, layers, args.out, args.pool, args.batch_size, args.workers, crop, resize,
+        args.max_bad_fraction, not args.no_progress,
+    )  # fmt: skip
+    rate = outcome.rows / outcome.seconds
+    print(
+        f"{outcome.skipped}; {outcome.rows:,} rows of {', '.join(layers)} ({args.pool}) "
+        f"in {outcome.seconds:.1f} s, {rate:,.0f} images/s"
+    )
+    print(f"features: {outcome.path}\nrows: {outcome.csv}")
+    return 0

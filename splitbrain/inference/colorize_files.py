@@ -1,0 +1,161 @@
+"""Colorize photographs on disk at their full resolution: files, folders and glob patterns in,
+a mirror of their names in the output folder out (``splitbrain colorize``).
+
+Every input is decoded as pre-training decodes it (Pillow, EXIF orientation applied, odd modes
+converted); one that cannot be read, is too small, or cannot be written is skipped with one
+line naming it and counted, and the others are still colorized. Images of the same size are
+colorized in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..atomic import atomic_write
+from ..color import lab_to_rgb, rgb_to_lab
+from ..colorize import colorize_rgb
+from ..data.badlog import count_listing
+from ..data.decode import decode_file
+from ..data.errors import BadImage
+from ..models import SplitBrain
+from .inputs import Input, find_inputs, output_paths
+
+log = logging.getLogger("splitbrain.inference")
+
+#: Shorter sides under this hold no colour worth recovering: such images are skipped.
+MIN_SIDE = 16
+FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg")}
+
+
+@dataclass
+class ColorizeSettings:
+    """How photographs are colorized and written; see ``splitbrain colorize --help``."""
+
+    side: int | None = None  # shorter side the network sees; None: the preset's training resize
+    temperature: float = 0.38
+    decode: str = "annealed"
+    batch_size: int = 8
+    side_by_side: bool = False  # grey | colorized | original (when the input had colour)
+    format: str = "png"
+    quality: int = 90  # JPEG only
+    progress: bool = True
+
+
+@dataclass
+class ColorizeOutcome:
+    """What a run did: outputs written, inputs seen, reasons for the skipped ones."""
+
+    written: list[Path] = field(default_factory=list)
+    inputs: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = f"colorized {len(self.written):,} of {self.inputs:,} images"
+        if self.skipped:
+            ranked = dict(self.skipped.most_common())
+            line += f"; skipped {sum(ranked.values()):,}: {count_listing(ranked)}"
+        return line
+
+
+def _panels(original: np.ndarray, colorized: np.ndarray) -> np.ndarray:
+    """grey | colorized, and the original when it had colour."""
+    rgb = torch.from_numpy(original).permute(2, 0, 1)[None].float() / 255
+    lab = rgb_to_lab(rgb)
+    lab[:, 1:] = 0
+    grey = (lab_to_rgb(lab)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    panels = [grey, colorized]
+    if not (original == original[..., :1]).all():
+        panels.append(original)
+    return np.concatenate(panels, axis=1)
+
+
+class _Run:
+    """One colorization run: decoding, batching by size, writing, counting."""
+
+    def __init__(self, model: SplitBrain, settings: ColorizeSettings, targets: dict) -> None:
+        self.model, self.settings, self.targets = model, settings, targets
+        self.outcome = ColorizeOutcome()
+        self.pending: list[tuple[Input, np.ndarray]] = []
+
+    def skip(self, item: Input, reason: str, detail: str = "") -> None:
+        log.warning("skipping %s: %s%s", item.path, reason, f" ({detail})" if detail else "")
+        self.outcome.skipped[reason] += 1
+
+    def add(self, item: Input) -> None:
+        try:
+            image, _ = decode_file(str(item.path))
+        except BadImage as bad:
+            self.skip(item, bad.reason, bad.detail)
+            return
+        if min(image.shape[:2]) < MIN_SIDE:
+            self.skip(item, "too small", f"{image.shape[0]}x{image.shape[1]}, under {MIN_SIDE} px")
+            return
+        if self.pending and self.pending[0][1].shape != image.shape:
+            self.flush()
+        self.pending.append((item, image))
+        if len(self.pending) == self.settings.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        s = self.settings
+        images = np.stack([image for _, image in self.pending])
+        rgb = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        out = colorize_rgb(self.model, rgb, s.side, s.temperature, s.decode).cpu()
+        pictures = (out.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for (item, original), picture in zip(self.pending, pictures, strict=True):
+            if s.side_by_side:
+                picture = _panels(original, picture)
+            self.write(item, picture)
+            self.outcome.megapixels += original.shape[0] * original.shape[1] / 1e6
+        self.pending = []
+
+    def write(self, item: Input, picture: np.ndarray) -> None:
+        kind, _ = FORMATS[self.settings.format]
+        options = {"quality": self.settings.quality} if kind == "JPEG" else {}
+        target = self.targets[item]
+        try:
+            atomic_write(target, lambda tmp: Image.fromarray(picture).save(tmp, kind, **options))
+        except OSError as error:
+            self.skip(item, "unwritable output", f"{target}: {error.strerror or error}")
+            return
+        self.outcome.written.append(target)
+
+
+def colorize_files(
+    model: SplitBrain, arguments: list[str], out: str | Path, settings: ColorizeSettings
+) -> ColorizeOutcome:
+    """Colorize every image the arguments name into ``out``, keeping their names (a folder's
+    tree is mirrored); returns what was written and skipped."""
+    start = time.perf_counter()
+    if settings.format not in FORMATS:
+        raise ValueError(f"unknown output format {settings.format!r}; choose png or jpg")
+    out = Path(out)
+    items = find_inputs(arguments)
+    targets = output_paths(items, out, FORMATS[settings.format][1])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{out}: cannot create the output folder ({error.strerror})") from None
+    run = _Run(model, settings, targets)
+    run.outcome.inputs = len(items)
+    for item in tqdm(items, desc="colorizing", unit="img", disable=not settings.progress):
+        if item.problem:
+            run.skip(item, item.problem)
+        else:
+            run.add(item)
+    run.flush()
+    run.outcome.seconds = time.perf_counter() - start
+    return run.outcome

@@ -1,0 +1,177 @@
+"""Features of every image of a data source, streamed to one file (``splitbrain extract``).
+
+Batches go to one raw file per layer as they come, so memory does not grow with the dataset;
+closing assembles them into a safetensors file (``.safetensors``) or a numpy archive (``.npz``)
+by copying the raw bytes behind a header, and writes a CSV beside it that says which item
+(index, label, file) each row is. Tensors: one per layer, (N, ...) float32; ``labels`` (N,)
+int64, -1 where an item has none; ``index`` (N,) int64, the item's index in the source.
+Unreadable items are skipped (and counted) as in pre-training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import struct
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..atomic import atomic_write
+from ..data import EvalTransform, ImageDataset, ImageSource, scan_source
+from ..extract import extract_batches
+from ..models import SplitBrain, input_geometry
+
+SUFFIXES = (".safetensors", ".npz")
+_DTYPES = {torch.float32: ("F32", "<f4"), torch.int64: ("I64", "<i8")}
+
+
+class FeatureWriter:
+    """Named (N, ...) tensors appended batch by batch; ``close`` writes the file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.suffix not in SUFFIXES:
+            raise ValueError(f"{self.path}: write features to .safetensors or .npz")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self.rows: dict[str, int] = {}
+        self.shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+
+    def write(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, tensor in tensors.items():
+            tensor = tensor.detach().cpu().contiguous()
+            shape = (tuple(tensor.shape[1:]), tensor.dtype)
+            if self.shapes.setdefault(name, shape) != shape:
+                raise ValueError(f"{name}: rows of shape {shape}, then {self.shapes[name]}")
+            with open(self.folder / name, "ab") as raw:
+                raw.write(tensor.numpy().tobytes())
+            self.rows[name] = self.rows.get(name, 0) + len(tensor)
+
+    def _shape(self, name: str) -> list[int]:
+        return [self.rows[name], *self.shapes[name][0]]
+
+    def _write_safetensors(self, tmp: str, metadata: dict[str, str]) -> None:
+        header: dict = {"__metadata__": metadata}
+        offset = 0
+        for name in self.rows:
+            size = (self.folder / name).stat().st_size
+            dtype = _DTYPES[self.shapes[name][1]][0]
+            header[name] = {
+                "dtype": dtype,
+                "shape": self._shape(name),
+                "data_offsets": [offset, offset + size],
+            }
+            offset += size
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+        with open(tmp, "wb") as out:
+            out.write(struct.pack("<Q", len(text)) + text)
+            for name in self.rows:
+                with open(self.folder / name, "rb") as raw:
+                    shutil.copyfileobj(raw, out)
+
+    def _write_npz(self, tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for name in self.rows:
+                header = {
+                    "descr": _DTYPES[self.shapes[name][1]][1],
+                    "fortran_order": False,
+                    "shape": tuple(self._shape(name)),
+                }
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array_header_2_0(entry, header)
+                    with open(self.folder / name, "rb") as raw:
+                        shutil.copyfileobj(raw, entry)
+
+    def close(self, metadata: dict[str, str] | None = None) -> Path:
+        try:
+            if self.path.suffix == ".npz":
+                atomic_write(self.path, self._write_npz)
+            else:
+                atomic_write(self.path, lambda tmp: self._write_safetensors(tmp, metadata or {}))
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return self.path
+
+
+@dataclass
+class ExtractOutcome:
+    path: Path
+    csv: Path
+    rows: int
+    items: int
+    skipped: str
+    seconds: float
+
+
+def extract_to_file(
+    model: SplitBrain,
+    source: ImageSource,
+    layers: list[str],
+    out: str | Path,
+    pool: str = "avg",
+    batch_size: int = 64,
+    workers: int = 2,
+    crop: int | None = None,
+    resize: int | None = None,
+    max_bad_fraction: float = 0.01,
+    progress: bool = True,
+) -> ExtractOutcome:
+    """Pooled features of every usable item of ``source`` (centre crops at the model's
+    geometry unless ``crop``/``resize`` say otherwise) into ``out``, with the CSV beside it."""
+    start = time.perf_counter()
+    resize, crop = input_geometry(model.config.preset, crop, resize)
+    bad = scan_source(source, max_bad_fraction, crop // 2, progress=progress)
+    space = model.split.space
+    dataset = ImageDataset(source, EvalTransform(resize, crop), bad, channels=space.raw_channels)
+    batches = DataLoader(
+        dataset.with_index(), batch_size, num_workers=workers, collate_fn=ImageDataset.collate
+    )
+    writer = FeatureWriter(out)
+    labels = source.labels
+    table = Path(out).with_suffix(".csv")
+    rows = []
+    try:
+        bar = tqdm(total=len(dataset), desc="extracting", unit="img", disable=not progress)
+        with bar:
+            for features, index in extract_batches(model, batches, layers, pool):
+                label = (
+                    torch.full_like(index, -1)
+                    if labels is None
+                    else torch.from_numpy(labels[index.numpy()])
+                )
+                writer.write({**features, "labels": label, "index": index})
+                rows += index.tolist()
+                bar.update(len(index))
+        metadata = {
+            "layers": ",".join(layers),
+            "pool": pool,
+            "crop": str(crop),
+            "resize": str(resize),
+            "source": source.spec,
+        }
+        path = writer.close(metadata)
+    except BaseException:
+        shutil.rmtree(writer.folder, ignore_errors=True)
+        raise
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            out_csv = csv.writer(f)
+            out_csv.writerow(["row", "index", "label", "name"])
+            for row, i in enumerate(rows):
+                out_csv.writerow([row, i, source.label(i), source.name(i)])
+
+    atomic_write(table, write_csv)
+    return ExtractOutcome(
+        path, table, len(rows), len(source), bad.summary(), time.perf_counter() - start
+    )

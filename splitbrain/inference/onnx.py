@@ -1,0 +1,127 @@
+"""ONNX export of a trained network, to run it outside Python (``splitbrain export``).
+
+Two graphs, both with a dynamic batch size and image size (float32, NCHW):
+
+* ``features``: RGB in [0, 1] (N,3,H,W) -> the chosen layers of both halves, concatenated as in
+  ``model.features``, one output per layer (N,C,h,w), before any pooling.
+* ``colorizer``: RGB in [0, 1] (N,3,H,W), or lightness L in [0, 100] (N,1,H,W) -> the ab the
+  network predicts on its grid (N,2,g,g), or the colorized RGB (N,3,H,W) at the input's size
+  (annealed mean at the export's temperature). The graph sees the image at the size it is
+  given: resize it to the network's geometry first (``sb.colorize`` does this in Python).
+
+The export uses ``torch.onnx.export`` with the dynamo exporter, which needs the ``onnxscript``
+package (``pip install splitbrain[onnx]``); ``onnxruntime`` runs the result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..color import lab_to_rgb, rgb_to_lab
+from ..colorize import predict_ab
+from ..models import SplitBrain
+
+WHAT = ("features", "colorizer")
+#: Images smaller than this are outside the exported graphs' shapes.
+MIN_SIDE = 32
+
+
+class FeaturesGraph(nn.Module):
+    """RGB -> the activations of ``layers``, both halves concatenated."""
+
+    def __init__(self, model: SplitBrain, layers: list[str]) -> None:
+        super().__init__()
+        self.model, self.layers = model.eval(), list(layers)
+
+    def forward(self, rgb: Tensor) -> tuple[Tensor, ...]:
+        features = self.model.features(rgb, self.layers)
+        return tuple(features[name] for name in self.layers)
+
+
+class ColorizerGraph(nn.Module):
+    """RGB or L -> ab on the grid, or the colorized RGB at the input's size."""
+
+    def __init__(
+        self, model: SplitBrain, takes: str = "rgb", gives: str = "rgb", temperature: float = 0.38
+    ) -> None:
+        super().__init__()
+        if takes not in ("rgb", "L") or gives not in ("rgb", "ab"):
+            raise ValueError(
+                f"the colorizer takes rgb or L and gives rgb or ab, not {takes}, {gives}"
+            )
+        self.model, self.takes, self.gives = model.eval(), takes, gives
+        self.temperature = temperature
+        predict_ab(model, torch.zeros(1, 1, MIN_SIDE, MIN_SIDE))  # a clear error if it cannot
+
+    def forward(self, image: Tensor) -> Tensor:
+        lightness = rgb_to_lab(image)[:, :1] if self.takes == "rgb" else image
+        ab = predict_ab(self.model, lightness, self.temperature)
+        if self.gives == "ab":
+            return ab
+        ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+        return lab_to_rgb(torch.cat([lightness, ab], 1))
+
+
+def export_onnx(
+    model: SplitBrain,
+    path: str | Path,
+    what: str = "features",
+    layers: list[str] | None = None,
+    takes: str = "rgb",
+    gives: str = "rgb",
+    temperature: float = 0.38,
+) -> Path:
+    """Write ``model`` as an ONNX graph (see the module docstring); returns the path."""
+    if importlib.util.find_spec("onnxscript") is None:
+        raise ValueError("ONNX export needs the onnxscript package: pip install onnxscript")
+    model = model.cpu().eval()
+    if what == "features":
+        graph: nn.Module = FeaturesGraph(model, layers or ["conv5"])
+        channels, outputs = 3, list(graph.layers)
+    elif what == "colorizer":
+        graph = ColorizerGraph(model, takes, gives, temperature)
+        channels, outputs = (3 if takes == "rgb" else 1), ["ab" if gives == "ab" else "colorized"]
+    else:
+        raise ValueError(f"unknown graph {what!r}; choose from {', '.join(WHAT)}")
+    graph.eval()
+    example = torch.rand(2, channels, 2 * MIN_SIDE, 2 * MIN_SIDE)
+    if channels == 1:
+        example = example * 100
+    side = {"min": MIN_SIDE, "max": 16384}
+    dynamic = {
+        0: torch.export.Dim("batch", min=1, max=4096),
+        2: torch.export.Dim("height", **side),
+        3: torch.export.Dim("width", **side),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = "rgb" if channels == 3 else "L"
+    # the exporter's notes on operators this package never uses, for the time of the export
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # a deprecation between torch's exporter and its pytree, not the user's business
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(path),
+                dynamo=True,
+                input_names=[name],
+                output_names=outputs,
+                dynamic_shapes=(dynamic,),
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        registration.setLevel(level)
+    return path
