@@ -204,7 +204,7 @@ def test_extract_command_writes_features_that_match_the_files(weights, tmp_path,
     out = tmp_path / "features.safetensors"
     argv = ["extract", "--weights", str(weights), "--data", f"folder:{folder}",
             "--layers", "conv5,fc7", "--out", str(out), "--workers", "0", "--no-progress",
-            "--max-bad-fraction", "0.5", "--crop", "32", "--resize", "36"]  # fmt: skip
+            "--crop", "32", "--resize", "36"]  # fmt: skip
     assert main(argv) == 0
     model = sb.load(weights)
     with safe_open(str(out), framework="pt") as f:

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "geometry) and write the chosen layers' features to --out (.safetensors or .npz: one "
         "(N, ...) float32 tensor per layer, 'labels' (N,) with -1 where an image has none, "
         "'index' (N,) the item's index in the data), streamed to disk batch by batch, and a "
-        "CSV beside it of row, index, label and file. Unreadable images are skipped and "
-        "counted.",
+        "CSV beside it of row, index, label and file. Unreadable images are skipped, named "
+        "and counted.",
     )
     p.add_argument("--weights", required=True, help="a weights file")
     add_preset_argument(p)
@@ -48,13 +48,6 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--batch-size", type=positive(int), default=128)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
-    p.add_argument(
-        "--max-bad-fraction",
-        type=float,
-        default=0.01,
-        help="stop if more of the data than this is unreadable (use --max-bad-fraction 1 to "
-        "extract whatever can be read)",
-    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return [p]
 
@@ -87,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     outcome = extract_to_file(
         model, source, layers, args.out, args.pool, args.batch_size, args.workers, crop, resize,
-        args.max_bad_fraction, not args.no_progress,
+        not args.no_progress,
     )  # fmt: skip
     rate = outcome.rows / outcome.seconds
     print(

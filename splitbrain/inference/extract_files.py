@@ -5,7 +5,8 @@ closing assembles them into a safetensors file (``.safetensors``) or a numpy arc
 by copying the raw bytes behind a header, and writes a CSV beside it that says which item
 (index, label, file) each row is. Tensors: one per layer, (N, ...) float32; ``labels`` (N,)
 int64, -1 where an item has none; ``index`` (N,) int64, the item's index in the source.
-Unreadable items are skipped (and counted) as in pre-training.
+Unreadable items are skipped, named and counted (without a scan first: each file is decoded
+once).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..atomic import atomic_write
-from ..data import EvalTransform, ImageDataset, ImageSource, scan_source
+from ..data import EvalTransform, ImageDataset, ImageSource
 from ..extract import extract_batches
 from ..models import SplitBrain, input_geometry
 
@@ -123,16 +124,16 @@ def extract_to_file(
     workers: int = 2,
     crop: int | None = None,
     resize: int | None = None,
-    max_bad_fraction: float = 0.01,
     progress: bool = True,
 ) -> ExtractOutcome:
     """Pooled features of every usable item of ``source`` (centre crops at the model's
     geometry unless ``crop``/``resize`` say otherwise) into ``out``, with the CSV beside it."""
     start = time.perf_counter()
     resize, crop = input_geometry(model.config.preset, crop, resize)
-    bad = scan_source(source, max_bad_fraction, crop // 2, progress=progress)
     space = model.split.space
-    dataset = ImageDataset(source, EvalTransform(resize, crop), bad, channels=space.raw_channels)
+    # No scan first: every file is decoded once, as it is extracted; an unreadable one is
+    # skipped there, logged by name and counted in the log the workers share.
+    dataset = ImageDataset(source, EvalTransform(resize, crop), channels=space.raw_channels)
     batches = DataLoader(
         dataset.with_index(), batch_size, num_workers=workers, collate_fn=ImageDataset.collate
     )
@@ -173,5 +174,5 @@ def extract_to_file(
 
     atomic_write(table, write_csv)
     return ExtractOutcome(
-        path, table, len(rows), len(source), bad.summary(), time.perf_counter() - start
+        path, table, len(rows), len(source), dataset.log.summary(), time.perf_counter() - start
     )
