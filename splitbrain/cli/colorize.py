@@ -74,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     print(outcome.summary())
     if outcome.written:
         rate = outcome.megapixels / outcome.seconds
-        print(f"output: {args.out} ({outcome.megapixels:.1f} megapixels, {rate:.2f} MP/s)")
+        print(f"output: {args.out} ({outcome.megapixels:.2f} megapixels, {rate:.2f} MP/s)")
     return 0 if outcome.written or not outcome.inputs else 1
