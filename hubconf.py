@@ -29,7 +29,8 @@ def _entry(variant: str):
     entry.__name__ = variant.replace("-", "_")
     entry.__doc__ = (
         f"The {variant} variant: ``preset`` (paper, transfer, small; default paper, or the "
-        "file's), ``width`` and ``split`` when building, or a local ``weights`` file."
+        "file's), ``width`` and ``split`` when building, or a local ``weights`` file (whose "
+        "configuration then decides width and split)."
     )
     return entry
 

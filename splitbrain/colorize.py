@@ -13,6 +13,7 @@ detail of the input, whatever its size.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ def predict_ab(
     """L in [0, 100] (N,1,h,w) -> the predicted ab (N,2,g,g) on the network's grid."""
     if decode not in DECODINGS:
         raise ValueError(f"unknown decoding {decode!r}; choose from {', '.join(DECODINGS)}")
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"the temperature must be positive and finite, got {temperature}")
     encoder, target = require_colorizer(model)
     zeros = torch.zeros_like(lightness)  # (no Python sizes: ONNX export keeps shapes dynamic)
     lab = torch.cat([lightness, zeros, zeros], 1)
@@ -94,6 +97,12 @@ def _resized(rgb: Tensor, side: int) -> Tensor:
     return out.clamp(0.0, 1.0)
 
 
+def greyscale(rgb: Tensor) -> Tensor:
+    """RGB (N,3,H,W) -> the RGB of its lightness alone (ab = 0)."""
+    lab = rgb_to_lab(rgb)
+    return lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], 1))
+
+
 @torch.no_grad()
 def colorize_rgb(
     model: SplitBrain,
@@ -102,22 +111,41 @@ def colorize_rgb(
     temperature: float = 0.38,
     decode: str = "annealed",
 ) -> Tensor:
-    """Float RGB (N,3,H,W) in [0, 1] -> its colorization (N,3,H,W) at the same size: the
-    network sees the lightness with the shorter side at ``side`` (default: the preset's
-    training resize), the output keeps the input's own lightness."""
+    """Float RGB (N,3,H,W) in [0, 1] -> its colorization (N,3,H,W) at the same size, on the
+    input's device: the network sees the lightness with the shorter side at ``side`` (default:
+    the preset's training resize), and the output keeps the input's own lightness. The
+    network runs on the batch; the full-resolution colour conversions run one image at a time
+    (a batch of large photographs would need gigabytes at once)."""
     require_colorizer(model)
     device = next(model.parameters()).device
-    rgb = rgb.to(device=device, dtype=torch.float32)
     side = side or input_geometry(model.config.preset)[0]
-    lightness = rgb_to_lab(_resized(rgb, side))[:, :1]
+    small = _resized(rgb.float(), side).to(device)
     was_training = model.training
     model.eval()  # one photograph's colours must not depend on batch statistics
     try:
-        ab = predict_ab(model, lightness, temperature, decode)
+        ab = predict_ab(model, rgb_to_lab(small)[:, :1], temperature, decode).to(rgb.device)
     finally:
         model.train(was_training)
-    ab = F.interpolate(ab, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-    return lab_to_rgb(torch.cat([rgb_to_lab(rgb)[:, :1], ab], 1))
+    out = []
+    for image, colour in zip(rgb.float().split(1), ab.split(1), strict=True):
+        colour = F.interpolate(colour, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(lab_to_rgb(torch.cat([rgb_to_lab(image)[:, :1], colour], 1)))
+    return torch.cat(out)
+
+
+def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 of a PIL image (EXIF orientation applied, Pillow's conversion to RGB)
+    or of an (H, W, 3) / (H, W) uint8 array."""
+    if isinstance(image, Image.Image):
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+        raise TypeError(
+            f"expected an (H, W, 3) or (H, W) uint8 array, got {array.dtype} {array.shape}"
+        )
+    return array
 
 
 def colorize(
@@ -129,32 +157,29 @@ def colorize(
 ):
     """The model's colorization of ``image``'s greyscale, as the same kind of object:
 
-    * a PIL image (any mode; EXIF orientation applied) -> an RGB PIL image;
+    * a PIL image (EXIF orientation applied, converted by Pillow to RGB) -> an RGB PIL image;
     * an (H, W, 3) or (H, W) uint8 array -> an (H, W, 3) uint8 array;
-    * a float tensor (N,3,H,W) or (3,H,W) in [0, 1] -> a float tensor of the same shape.
+    * a float tensor (N,3,H,W) or (3,H,W) in [0, 1] -> a tensor of the same shape and dtype.
 
     Colour inputs are colorized from their lightness alone. ``decode``: ``annealed`` (the
     annealed mean at ``temperature``), ``mean`` or ``mode``. ``side``: the shorter side the
-    network sees (default: the preset's training resize, 256 for ``paper``).
+    network sees (default: the preset's training resize, 256 for ``paper``). For files, the
+    data pipeline's decoding (16-bit scans, transparency, ...) is
+    ``splitbrain.data.decode.decode_file(path)[0]``, an array this accepts.
     """
     if isinstance(image, Tensor):
-        batch = image if image.dim() == 4 else image[None]
-        out = colorize_rgb(model, batch, side, temperature, decode).to(image.device)
-        return out if image.dim() == 4 else out[0]
-    if isinstance(image, Image.Image):
-        array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    else:
-        array = np.asarray(image)
-        if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        if not image.is_floating_point() or image.dim() not in (3, 4) or image.shape[-3] != 3:
             raise TypeError(
-                f"expected an (H, W, 3) or (H, W) uint8 array, got {array.dtype} {array.shape}"
+                "expected a float RGB tensor (N,3,H,W) or (3,H,W) in [0, 1], got "
+                f"{image.dtype} {tuple(image.shape)}"
             )
-        array = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
-    rgb = (
-        torch.tensor(array).permute(2, 0, 1)[None].float() / 255
-    )  # a copy: arrays may be read-only
+        batch = image if image.dim() == 4 else image[None]
+        out = colorize_rgb(model, batch, side, temperature, decode).to(image.dtype)
+        return out if image.dim() == 4 else out[0]
+    array = _as_rgb_array(image)
+    rgb = torch.tensor(array).permute(2, 0, 1)[None].float() / 255  # a copy: may be read-only
     out = colorize_rgb(model, rgb, side, temperature, decode)[0]
-    pixels = (out.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    pixels = (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(pixels) if isinstance(image, Image.Image) else pixels
 
 
@@ -163,8 +188,7 @@ def save_colorization_grid(
 ) -> Path:
     """A PNG with one column per image (N,3,H,W): greyscale, colorization at the images' own
     size, original."""
-    grey = lab_to_rgb(torch.cat([rgb_to_lab(rgb)[:, :1], torch.zeros_like(rgb[:, :2])], 1))
-    rows = [grey, colorize_rgb(model, rgb, side=min(rgb.shape[-2:])).to(rgb.device), rgb]
+    rows = [greyscale(rgb), colorize_rgb(model, rgb, side=min(rgb.shape[-2:])), rgb]
     grid = torch.cat([torch.cat(list(row.cpu()), 2) for row in rows], 1)  # (3, 3H, N*W)
     picture = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     image = Image.fromarray(picture)

@@ -331,3 +331,82 @@ def test_extract_report_settings_are_recorded(weights, tmp_path):
         meta = f.metadata()
         assert f.get_tensor("labels").tolist() == [-1] * 4
     assert json.loads(json.dumps(meta))["pool"] == "paper" and meta["layers"] == "conv5"
+
+
+# ---------------------------------------------------------------------------- review cases
+
+
+def test_colorize_refuses_what_it_cannot_take():
+    model = trained()
+    with pytest.raises(TypeError, match="float RGB tensor"):
+        sb.colorize(model, torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(TypeError, match=r"uint8 array, got uint8 \(32, 32, 4\)"):
+        sb.colorize(model, np.zeros((32, 32, 4), np.uint8))
+    with pytest.raises(ValueError, match="temperature must be positive and finite"):
+        sb.colorize(model, torch.rand(3, 32, 32), temperature=0.0)
+    double = sb.colorize(model, torch.rand(3, 32, 32, dtype=torch.float64))
+    assert double.dtype == torch.float64 and double.shape == (3, 32, 32)
+
+
+def test_colorize_inputs_named_twice_and_globs_that_keep_the_tree(weights, tmp_path, capsys):
+    pictures = photos(2, 64)
+    for name, picture in zip(["a/x.png", "b/x.png"], pictures, strict=True):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    argv = ["colorize", str(tmp_path / "in" / "**" / "*.png"), str(tmp_path / "in" / "a"),
+            "--weights", str(weights), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "colorized 2 of 2 images" in capsys.readouterr().out  # a/x.png only once
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "a/x.png",
+        "b/x.png",
+    ]
+    argv = ["colorize", str(tmp_path / "in"), "--weights", str(weights), "--out",
+            str(tmp_path / "in"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "would be overwritten by its colorization" in error
+    with pytest.raises(SystemExit):
+        main(["colorize", str(tmp_path / "in"), "--weights", str(weights), "--out", str(out),
+              "--quality", "0"])  # fmt: skip
+
+
+def test_feature_writer_refuses_what_safetensors_cannot_hold(tmp_path):
+    writer = FeatureWriter(tmp_path / "f.safetensors")
+    with pytest.raises(ValueError, match="float32 or int64"):
+        writer.write({"x": torch.zeros(2, 3, dtype=torch.float16)})
+    writer.write({"x": torch.ones(2, 3)})
+    path = writer.close({"crop": 224})  # not a string: stored as one
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata() == {"crop": "224"}
+
+
+def test_paper_weights_extract_and_export_at_the_transfer_geometry(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    run = tmp_path / "run"
+    weights = sb.save(trained(preset="paper", width=0.125), run / "weights.safetensors")
+    (run / "config.yaml").write_text("preset: paper\ncrop: 180\nresize: 256\n")
+    np.savez(tmp_path / "d.npz", images=photos(3, 128))
+    out = tmp_path / "f.safetensors"
+    argv = ["extract", "--weights", str(weights), "--preset", "transfer", "--data",
+            f"npz:{tmp_path / 'd.npz'}", "--layers", "fc7", "--out", str(out), "--workers", "0",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    with safe_open(str(out), framework="pt") as f:
+        assert f.metadata()["crop"] == "227" and f.get_tensor("fc7").shape[0] == 3
+    onnx = tmp_path / "transfer.onnx"
+    argv = ["export", "--weights", str(weights), "--preset", "transfer", "--onnx", str(onnx),
+            "--layers", "pool5,fc7"]  # fmt: skip
+    assert main(argv) == 0
+    session = ort.InferenceSession(str(onnx))
+    model = sb.load(weights, preset="transfer")
+    for side in (227, 260):  # fc7 1x1, then 2x2
+        x = torch.rand(1, 3, side, side)
+        pool5, fc7 = session.run(None, {"rgb": x.numpy()})
+        want = model.features(x, ["pool5", "fc7"])
+        assert pool5.shape == tuple(want["pool5"].shape) and fc7.shape == tuple(want["fc7"].shape)
+        assert np.abs(fc7 - want["fc7"].numpy()).max() < 1e-4 * max(
+            1.0, float(want["fc7"].abs().max())
+        )

@@ -44,7 +44,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="write grey | colorized | original (when the input had colour) side by side",
     )
     p.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1-95 (default 90)")
+    p.add_argument(
+        "--quality",
+        type=int,
+        choices=range(1, 96),
+        default=90,
+        metavar="1-95",
+        help="JPEG quality (default 90)",
+    )
     p.add_argument("--batch-size", type=positive(int), default=8, help="images per batch")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import yaml
@@ -26,8 +27,8 @@ def positive(kind: type):
 
     def parse(text: str):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -36,9 +37,12 @@ def positive(kind: type):
 
 def geometry(weights: str, preset: str, crop: int | None, resize: int | None) -> tuple[int, int]:
     """(resize, crop) for a model's images: the flags, else the pre-training run's config.yaml
-    beside the weights, else the preset's; a crop larger than the resize is a UsageError."""
+    beside the weights (when the model keeps the run's preset: a rebuild at ``transfer`` takes
+    the transfer geometry), else the preset's; a crop larger than the resize is a UsageError."""
     saved = Path(weights).parent / "config.yaml"
     config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    if config.get("preset") != preset:
+        config = {}
     resize, crop = input_geometry(
         preset, crop or config.get("crop"), resize or config.get("resize")
     )

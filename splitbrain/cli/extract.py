@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "geometry) and write the chosen layers' features to --out (.safetensors or .npz: one "
         "(N, ...) float32 tensor per layer, 'labels' (N,) with -1 where an image has none, "
         "'index' (N,) the item's index in the data), streamed to disk batch by batch, and a "
-        "CSV beside it of row, index, label and file. Unreadable images are skipped, named "
-        "and counted.",
+        "CSV beside it of row, index, label and name (the file, for folders). Unreadable "
+        "images are skipped, named and counted.",
     )
     p.add_argument("--weights", required=True, help="a weights file")
     add_preset_argument(p)

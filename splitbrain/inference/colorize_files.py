@@ -21,8 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_write
-from ..color import lab_to_rgb, rgb_to_lab
-from ..colorize import colorize_rgb
+from ..colorize import colorize_rgb, greyscale
 from ..data.badlog import count_listing
 from ..data.decode import decode_file
 from ..data.errors import BadImage
@@ -71,9 +70,7 @@ class ColorizeOutcome:
 def _panels(original: np.ndarray, colorized: np.ndarray) -> np.ndarray:
     """grey | colorized, and the original when it had colour."""
     rgb = torch.from_numpy(original).permute(2, 0, 1)[None].float() / 255
-    lab = rgb_to_lab(rgb)
-    lab[:, 1:] = 0
-    grey = (lab_to_rgb(lab)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    grey = (greyscale(rgb)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     panels = [grey, colorized]
     if not (original == original[..., :1]).all():
         panels.append(original)

@@ -50,6 +50,11 @@ class FeatureWriter:
     def write(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, tensor in tensors.items():
             tensor = tensor.detach().cpu().contiguous()
+            if tensor.dtype not in _DTYPES or tensor.dim() == 0:
+                raise ValueError(
+                    f"{name}: rows of float32 or int64 are written, got a {tensor.dtype} "
+                    f"tensor of shape {tuple(tensor.shape)}"
+                )
             shape = (tuple(tensor.shape[1:]), tensor.dtype)
             if self.shapes.setdefault(name, shape) != shape:
                 raise ValueError(f"{name}: rows of shape {shape}, then {self.shapes[name]}")
@@ -61,7 +66,7 @@ class FeatureWriter:
         return [self.rows[name], *self.shapes[name][0]]
 
     def _write_safetensors(self, tmp: str, metadata: dict[str, str]) -> None:
-        header: dict = {"__metadata__": metadata}
+        header: dict = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
         offset = 0
         for name in self.rows:
             size = (self.folder / name).stat().st_size
@@ -153,6 +158,8 @@ def extract_to_file(
                 writer.write({**features, "labels": label, "index": index})
                 rows += index.tolist()
                 bar.update(len(index))
+        if not rows:
+            raise ValueError(f"{source.spec}: no readable images to extract features from")
         metadata = {
             "layers": ",".join(layers),
             "pool": pool,

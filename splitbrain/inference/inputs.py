@@ -19,9 +19,20 @@ class Input:
     problem: str | None = None
 
 
+def _fixed_prefix(pattern: Path) -> Path:
+    """The part of a glob pattern before its first wildcard: its matches are named from it."""
+    parts = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
 def find_inputs(arguments: list[str]) -> list[Input]:
-    """Every image file the arguments name, in order: a file as itself, a folder's images below
-    it (by path, named relative to the folder), a glob pattern's image matches (by name).
+    """Every image file the arguments name, in order and each once: a file as itself, a
+    folder's images below it (by path, named relative to the folder), a glob pattern's image
+    matches (named relative to the pattern's fixed part, so ``a/**/*.png`` keeps the tree).
     An argument that names nothing usable is kept as an ``Input`` with its ``problem``."""
     found: list[Input] = []
     for argument in arguments:
@@ -34,26 +45,38 @@ def find_inputs(arguments: list[str]) -> list[Input]:
         elif path.is_file():
             found.append(Input(path, Path(path.name)))
         elif glob.has_magic(argument):
-            matches = sorted(
-                m for m in glob.glob(str(path), recursive=True) if is_image(Path(m).name)
-            )
-            found += [Input(Path(m), Path(Path(m).name)) for m in matches]
+            matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
+            matches = [m for m in matches if m.is_file() and is_image(m.name)]
+            base = _fixed_prefix(path)
+            found += [Input(m, m.relative_to(base)) for m in matches]
             if not matches:
                 found.append(Input(path, Path(path.name), "no image file matches"))
         else:
             found.append(Input(path, Path(path.name), "no such file or directory"))
-    return found
+    seen: set[Path] = set()
+    unique = []
+    for item in found:  # a file named twice (a folder and a glob in it) is colorized once
+        key = item.path.resolve()
+        if item.problem or key not in seen:
+            unique.append(item)
+            seen.add(key)
+    return unique
 
 
 def output_paths(inputs: list[Input], out: Path, suffix: str) -> dict[Input, Path]:
     """The output file of every usable input: ``out / name`` with ``suffix``. Two inputs that
-    would write the same file are a ValueError naming both."""
+    would write the same file, or an output that would replace its own input, are a
+    ValueError naming them."""
     paths: dict[Input, Path] = {}
     seen: dict[Path, Input] = {}
     for item in inputs:
         if item.problem:
             continue
         target = out / item.name.with_suffix(suffix)
+        if target.resolve() == item.path.resolve():
+            raise ValueError(
+                f"{item.path} would be overwritten by its colorization; choose another --out"
+            )
         if target in seen:
             raise ValueError(
                 f"{seen[target].path} and {item.path} would both be written to {target}; "

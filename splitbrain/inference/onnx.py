@@ -15,6 +15,7 @@ package (``pip install splitbrain[onnx]``); ``onnxruntime`` runs the result.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import warnings
@@ -25,12 +26,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..color import lab_to_rgb, rgb_to_lab
-from ..colorize import predict_ab
+from ..colorize import predict_ab, require_colorizer
+from ..extract import activation_shapes
 from ..models import SplitBrain
 
 WHAT = ("features", "colorizer")
-#: Images smaller than this are outside the exported graphs' shapes.
-MIN_SIDE = 32
+
+
+def minimum_side(model: SplitBrain) -> int:
+    """The smallest square input for which every layer of the model has an output (small
+    and paper: a few pixels; transfer: about 200, for fc6's 6x6 kernel over pool5)."""
+    for side in range(1, 4096):
+        if min(s for _, s in activation_shapes(model, side).values()) >= 1:
+            return side
+    raise ValueError("no input size gives every layer an output")
 
 
 class FeaturesGraph(nn.Module):
@@ -58,7 +67,7 @@ class ColorizerGraph(nn.Module):
             )
         self.model, self.takes, self.gives = model.eval(), takes, gives
         self.temperature = temperature
-        predict_ab(model, torch.zeros(1, 1, MIN_SIDE, MIN_SIDE))  # a clear error if it cannot
+        require_colorizer(model)
 
     def forward(self, image: Tensor) -> Tensor:
         lightness = rgb_to_lab(image)[:, :1] if self.takes == "rgb" else image
@@ -81,20 +90,21 @@ def export_onnx(
     """Write ``model`` as an ONNX graph (see the module docstring); returns the path."""
     if importlib.util.find_spec("onnxscript") is None:
         raise ValueError("ONNX export needs the onnxscript package: pip install onnxscript")
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
     if what == "features":
         graph: nn.Module = FeaturesGraph(model, layers or ["conv5"])
-        channels, outputs = 3, list(graph.layers)
+        channels, outputs = model.split.space.raw_channels, list(graph.layers)
     elif what == "colorizer":
         graph = ColorizerGraph(model, takes, gives, temperature)
         channels, outputs = (3 if takes == "rgb" else 1), ["ab" if gives == "ab" else "colorized"]
     else:
         raise ValueError(f"unknown graph {what!r}; choose from {', '.join(WHAT)}")
     graph.eval()
-    example = torch.rand(2, channels, 2 * MIN_SIDE, 2 * MIN_SIDE)
-    if channels == 1:
+    smallest = max(minimum_side(model), 16)
+    example = torch.rand(2, channels, 2 * smallest, 2 * smallest)
+    if what == "colorizer" and takes == "L":
         example = example * 100
-    side = {"min": MIN_SIDE, "max": 16384}
+    side = {"min": smallest, "max": 16384}
     dynamic = {
         0: torch.export.Dim("batch", min=1, max=4096),
         2: torch.export.Dim("height", **side),
@@ -102,7 +112,7 @@ def export_onnx(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    name = "rgb" if channels == 3 else "L"
+    name = "L" if what == "colorizer" and takes == "L" else "rgb" if channels == 3 else "raw"
     # the exporter's notes on operators this package never uses, for the time of the export
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
