@@ -4,6 +4,13 @@ Not a test. Generates ``--count`` JPEGs (shorter side ``--side`` px, 4:3) cut fr
 scikit-image photographs into a temporary folder, then times full passes over it:
 
     python benchmarks/loader_throughput.py --count 1024 --side 256 --resize 256 --crop 224
+
+Each row is timed with JPEGs decoded at reduced scale where the resize allows it (the
+default) and with full decodes, and the crops of both are compared (the largest and the mean
+difference in grey levels), e.g. camera-sized photographs at the paper's geometry:
+
+    python benchmarks/loader_throughput.py --count 64 --side 3000 --resize 256 --crop 180 \
+        --workers 0 2 --epochs 1
 """
 
 from __future__ import annotations
@@ -67,17 +74,31 @@ def main() -> None:
         start = time.perf_counter()
         report = scan_source(source, progress=False)
         scan_rate = len(source) / (time.perf_counter() - start)
-        dataset = ImageDataset(source, TrainTransform(args.resize, args.crop), log=report)
+        transform = TrainTransform(args.resize, args.crop)
+        reduced = ImageDataset(source, transform, log=report)
+        full = ImageDataset(source, transform, log=report, reduced_decode=False)
         print(
             f"{len(source)} JPEGs {args.side * 4 // 3}x{args.side}, "
             f"TrainTransform(resize={args.resize}, crop={args.crop}), "
             f"batch {args.batch_size}, {torch.get_num_threads()} torch threads"
         )
         print(f"scan_source: {scan_rate:,.0f} images/s")
-        print(f"{'workers':>8} {'images/s':>10}")
+        print(f"{'workers':>8} {'reduced decode':>15} {'full decode':>12} {'ratio':>6}")
         for workers in args.workers:
-            rate = images_per_second(dataset, workers, args.batch_size, args.epochs)
-            print(f"{workers:>8} {rate:>10,.0f}")
+            fast = images_per_second(reduced, workers, args.batch_size, args.epochs)
+            slow = images_per_second(full, workers, args.batch_size, args.epochs)
+            print(f"{workers:>8} {fast:>15,.1f} {slow:>12,.1f} {fast / slow:>6.2f}")
+        centre = TrainTransform(args.resize, args.crop, mirror=False)
+        differences = []
+        for i in range(len(source)):
+            torch.manual_seed(i)  # the same crop from both
+            a = ImageDataset(source, centre)[i][0]
+            torch.manual_seed(i)
+            b = ImageDataset(source, centre, reduced_decode=False)[i][0]
+            differences.append((a.int() - b.int()).abs())
+        largest = max(int(d.max()) for d in differences)
+        mean = sum(float(d.float().mean()) for d in differences) / len(differences)
+        print(f"reduced vs full decode, same crops: max {largest} grey levels, mean {mean:.2f}")
 
 
 if __name__ == "__main__":

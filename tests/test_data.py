@@ -495,3 +495,31 @@ def test_every_source_indexes_like_a_python_sequence(tmp_path, kind):
             source[bad]
         with pytest.raises(IndexError, match="out of range"):
             source.name(bad)
+
+
+# ---------------------------------------------------------------- reduced JPEG decoding
+
+
+def test_large_jpegs_decode_at_the_size_needed_and_match_a_full_decode(tmp_path):
+    """A 1600x1200 JPEG resized to 256 decodes at 1/4 scale (400x300, never below 256), and
+    its crop is within a few grey levels of a full decode followed by the same resize."""
+    from splitbrain.data.decode import decode_file
+
+    photo = open_source("skimage:1")[0]
+    big = Image.fromarray(photo).resize((1600, 1200), Image.Resampling.BICUBIC)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    big.save(folder / "a.jpg", quality=90)
+    exif = big.getexif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    big.save(folder / "b.jpg", quality=90, exif=exif)
+    assert decode_file(str(folder / "a.jpg"), min_side=256)[0].shape == (300, 400, 3)
+    assert decode_file(str(folder / "b.jpg"), min_side=256)[0].shape == (400, 300, 3)
+    assert decode_file(str(folder / "a.jpg"), min_side=700)[0].shape == (1200, 1600, 3)
+    source = open_source(f"folder:{folder}")
+    for i in range(2):
+        reduced = ImageDataset(source, EvalTransform(256, 224))[i][0].int()
+        full = ImageDataset(source, EvalTransform(256, 224), reduced_decode=False)[i][0].int()
+        difference = (reduced - full).abs()
+        assert reduced.shape == full.shape == (3, 224, 224)
+        assert difference.max() <= 8 and difference.float().mean() <= 0.5

@@ -104,10 +104,14 @@ class ImageSource(Source):
     def _item(self, i: int) -> np.ndarray:
         return self._read(i)[0]
 
-    def load_with_note(self, i: int) -> tuple[np.ndarray, int, str | None]:
-        """Like ``load``, plus the conversion the item needed to become RGB (None when none)."""
+    def load_with_note(
+        self, i: int, min_side: int | None = None
+    ) -> tuple[np.ndarray, int, str | None]:
+        """Like ``load``, plus the conversion the item needed to become RGB (None when none).
+        With ``min_side``, a source that decodes files may return the image scaled down, its
+        shorter side still at least ``min_side`` (JPEG DCT scaling)."""
         i = self._index(i)
-        image, note = self._read(i)
+        image, note = self._read(i, min_side)
         return image, self.label(i), note
 
     def check(self, i: int) -> tuple[str | None, tuple[int, int]]:
@@ -126,8 +130,9 @@ class ImageSource(Source):
         count = f"{len(self):,} images{channels}"
         return f"{self.format} {self.path} split={self.split}: {count}, {classes}"
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
-        """The (H, W, C) uint8 array of in-range item ``i`` and its conversion note."""
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
+        """The (H, W, C) uint8 array of in-range item ``i`` and its conversion note; see
+        ``load_with_note`` for ``min_side``."""
         raise NotImplementedError
 
 
@@ -146,7 +151,7 @@ class ArraySource(ImageSource):
         self.images = images
         self.num_channels = images.shape[-1]
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
         return np.array(self.images[i]), None  # a copy: callers may write into it
 
     def check(self, i: int) -> tuple[str | None, tuple[int, int]]:

@@ -75,7 +75,7 @@ class SkimageSource(ImageSource):
         left = int(rng.integers(width - side + 1))
         return photo, top, left, side
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
         photo, top, left, side = self.crops[i]
         return self.photos[photo][top : top + side, left : left + side].copy(), None
 

@@ -98,8 +98,8 @@ class FolderSource(ImageSource):
     def name(self, i: int) -> str:
         return self.paths[self._index(i)]
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
-        return decode_file(self.paths[i])
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
+        return decode_file(self.paths[i], min_side)
 
     def check(self, i: int) -> tuple[str | None, tuple[int, int]]:
         return probe_file(self.paths[self._index(i)])

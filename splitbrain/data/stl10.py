@@ -84,7 +84,7 @@ class Stl10Source(ImageSource):
             self._maps[file] = np.memmap(file, np.uint8, "r", shape=(n, 3, SIDE, SIDE))
         return file, self._maps[file], start
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
         _, images, start = self._part(i)
         return np.ascontiguousarray(images[i - start].transpose(2, 1, 0)), None
 

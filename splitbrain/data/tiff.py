@@ -81,7 +81,7 @@ class TiffSource(ImageSource):
         self.num_channels = counts.pop()
         super().__init__(str(root), split, len(files))
 
-    def _read(self, i: int) -> tuple[np.ndarray, str | None]:
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
         file = self.files[i]
         with _tifffile().TiffFile(file) as tif:
             series = tif.series[0]
