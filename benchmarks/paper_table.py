@@ -76,9 +76,16 @@ class Recipe:
     probe_epochs: int = 30
     probe_batch_size: int = 256
     seed: int = 0
+    # Pre-training and the probe's trunk. fp32, the precision the committed tables were made
+    # at, is left out of the record, so those tables still resume; bf16-mixed is a recipe of
+    # its own (its own runs and JSON).
+    precision: str = "32-true"
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        if record["precision"] == "32-true":
+            del record["precision"]
+        return record
 
     def key(self) -> str:
         """A short fingerprint: runs of different recipes never share a run folder."""
@@ -168,6 +175,7 @@ def train_config(row: str, recipe: Recipe, out: Path, progress: bool, workers: i
         seed=recipe.seed,
         progress=progress,
         workers=workers,
+        precision=recipe.precision,
     )
 
 
@@ -188,6 +196,7 @@ def probe_config(recipe: Recipe, progress: bool = False, workers: int = 2) -> Pr
         batch_size=recipe.probe_batch_size,
         cache_features=True,
         seed=recipe.seed,
+        precision=recipe.precision,
         progress=progress,
         workers=workers,
     )
@@ -357,6 +366,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=positive(float), help="override the recipe's value")
     p.add_argument("--batch-size", type=positive(int), help="override the pre-training batch")
     p.add_argument("--probe-epochs", type=positive(int), help="override the probe's epochs")
+    p.add_argument(
+        "--precision",
+        choices=["32-true", "bf16-mixed"],
+        help="pre-training and the probe's trunk (default 32-true, the committed tables'; "
+        "bf16-mixed writes a table of its own, *_bf16.json)",
+    )
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -373,9 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "probe_epochs": args.probe_epochs,
+        "precision": args.precision,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     stem = "paper_table_cifar10_quick" if args.quick else "paper_table_cifar10"
+    stem += "_bf16" if recipe.precision == "bf16-mixed" else ""
     path = args.json or RESULTS / f"{stem}.json"
     runs = args.runs or Path("runs") / "paper_table"
     wanted = list(QUICK_ROWS if args.quick else PAPER)

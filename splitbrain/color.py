@@ -8,6 +8,7 @@ batched on whatever device and dtype the tensors live on, with gradients.
 from __future__ import annotations
 
 import csv
+import functools
 from functools import cache
 from importlib import resources
 
@@ -46,8 +47,21 @@ def _check_image(x: Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
 
 
+def _full_precision(convert):
+    """Run a conversion with autocast off: in bf16 it would be off by about one L unit."""
+
+    @functools.wraps(convert)
+    def wrapped(x: Tensor, *args, **kwargs) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return convert(x, *args, **kwargs)
+
+    return wrapped
+
+
+@_full_precision
 def rgb_to_lab(rgb: Tensor) -> Tensor:
-    """sRGB in [0, 1] (N,3,H,W) -> CIE Lab (N,3,H,W) with L in [0, 100]."""
+    """sRGB in [0, 1] (N,3,H,W) -> CIE Lab (N,3,H,W) with L in [0, 100]; computed in the
+    input's precision even under autocast."""
     _check_image(rgb, "rgb")
     linear = torch.where(
         rgb > 0.04045,
@@ -65,8 +79,10 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), 1)
 
 
+@_full_precision
 def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
-    """CIE Lab (N,3,H,W) -> sRGB (N,3,H,W); out-of-gamut values are clipped to [0, 1]."""
+    """CIE Lab (N,3,H,W) -> sRGB (N,3,H,W); out-of-gamut values are clipped to [0, 1];
+    computed in the input's precision even under autocast."""
     _check_image(lab, "lab")
     L, a, b = lab.unbind(1)
     fy = (L + 16.0) / 116.0

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .color import lab_to_rgb, rgb_to_lab
+from .device import autocast
 from .models import CrossChannelEncoder, EncoderSpec, SplitBrain, input_geometry
 from .spaces import ChannelSpace
 from .splits import Target, lab_split
@@ -110,12 +111,14 @@ def colorize_rgb(
     side: int | None = None,
     temperature: float = 0.38,
     decode: str = "annealed",
+    precision: str = "32-true",
 ) -> Tensor:
     """Float RGB (N,3,H,W) in [0, 1] -> its colorization (N,3,H,W) at the same size, on the
-    input's device: the network sees the lightness with the shorter side at ``side`` (default:
-    the preset's training resize), and the output keeps the input's own lightness. The
-    network runs on the batch; the full-resolution colour conversions run one image at a time
-    (a batch of large photographs would need gigabytes at once)."""
+    input's device: the network sees the lightness with the shorter side at ``side``
+    (default: the preset's training resize) at ``precision`` (colours are always computed in
+    fp32), and the output keeps the input's own lightness. The network runs on the batch; the
+    full-resolution colour conversions run one image at a time (a batch of large photographs
+    would need gigabytes at once)."""
     require_colorizer(model)
     device = next(model.parameters()).device
     side = side or input_geometry(model.config.preset)[0]
@@ -123,7 +126,9 @@ def colorize_rgb(
     was_training = model.training
     model.eval()  # one photograph's colours must not depend on batch statistics
     try:
-        ab = predict_ab(model, rgb_to_lab(small)[:, :1], temperature, decode).to(rgb.device)
+        with autocast(device, precision):
+            ab = predict_ab(model, rgb_to_lab(small)[:, :1], temperature, decode)
+        ab = ab.float().to(rgb.device)
     finally:
         model.train(was_training)
     out = []

@@ -1,5 +1,6 @@
-"""The torch device a user names: ``cpu``, ``gpu``/``cuda``, or ``auto`` (a GPU when there is
-one), with a one-line error when the machine has no such device."""
+"""The torch device a user names (``cpu``, ``gpu``/``cuda``, or ``auto``: a GPU when there is
+one, with a one-line error when the machine has no such device), and the precision it runs at
+by default: bf16 autocast where the device computes bfloat16 natively, fp32 elsewhere."""
 
 from __future__ import annotations
 
@@ -17,3 +18,35 @@ def device_for(name: str, option: str = "--device") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ValueError(f"unknown device {name!r} for {option}; choose cpu, gpu or auto")
+
+
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes bfloat16 matrix products and convolutions natively: GPUs
+    that support it, CPUs with AVX512-BF16 or AMX (as oneDNN reports)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return device.type == "cpu" and bool(probe and probe())
+
+
+def default_precision(device: torch.device) -> tuple[str, str]:
+    """(Lightning precision, why): bf16 autocast where the device computes bfloat16 natively
+    (about twice the fp32 speed of convolutions), fp32 elsewhere."""
+    if native_bf16(device):
+        return "bf16-mixed", f"this {device.type.upper()} computes bfloat16 natively"
+    return "32-true", f"this {device.type.upper()} has no native bfloat16"
+
+
+def resolve_precision(requested: str | None, device: torch.device) -> tuple[str, str]:
+    """The precision to run at and why: ``requested`` when given, else the device's default."""
+    if requested:
+        return requested, "asked for"
+    return default_precision(device)
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` for code that runs outside Lightning."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import autocast
 from .models import SplitBrain
 
 POOLS = ("avg", "paper", "none")
@@ -105,27 +106,39 @@ def _check_pool(pool: str) -> None:
 
 
 def _pooled(
-    model: SplitBrain, raw: Tensor, valid: Tensor | None, layers: list[str], pool: str
+    model: SplitBrain,
+    raw: Tensor,
+    valid: Tensor | None,
+    layers: list[str],
+    pool: str,
+    precision: str = "32-true",
 ) -> dict[str, Tensor]:
-    activations = model.features(raw.contiguous(memory_format=torch.channels_last), layers, valid)
+    with autocast(raw.device, precision):
+        raw = raw.contiguous(memory_format=torch.channels_last)
+        activations = model.features(raw, layers, valid)
     preset = model.config.preset
     return {n: pool_features(activations[n], pool, preset, n).float().cpu() for n in layers}
 
 
 @torch.no_grad()
 def extract_batches(
-    model: SplitBrain, batches: Iterable, layers: list[str], pool: str = "avg"
+    model: SplitBrain,
+    batches: Iterable,
+    layers: list[str],
+    pool: str = "avg",
+    precision: str = "32-true",
 ) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
     """Per loader batch (uint8 images, labels): each layer's pooled features (float32, on the
     CPU) and the labels. Batches are decoded by the model's channel space, on the model's
-    device; empty batches (every item unreadable) are passed over."""
+    device, and run at ``precision`` (``bf16-mixed``: bf16 autocast); empty batches (every
+    item unreadable) are passed over."""
     _check_pool(pool)
     device = next(model.parameters()).device
     for images, labels in batches:
         if len(images) == 0:
             continue
         raw, valid = model.split.space.decode_batch(images.to(device))
-        yield _pooled(model, raw, valid, layers, pool), labels
+        yield _pooled(model, raw, valid, layers, pool, precision), labels
 
 
 @torch.no_grad()
@@ -135,26 +148,28 @@ def extract(
     layers: list[str] | str,
     pool: str = "avg",
     batch_size: int = 64,
+    precision: str = "32-true",
 ) -> dict[str, Tensor]:
     """Pooled features of ``images`` at ``layers``, {layer: (N, ...)} float32 on the CPU.
 
     ``images``: a float tensor (N,C,H,W) of raw input (RGB in [0, 1] for Lab models), a uint8
     tensor as the loaders give, or an iterable of (uint8 images, labels) batches such as a
     DataLoader of this package's datasets. The model is used as it is (eval mode after
-    ``sb.build`` and ``sb.load``).
+    ``sb.build`` and ``sb.load``); ``precision`` ``bf16-mixed`` runs it under bf16 autocast.
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
     _check_pool(pool)
     if isinstance(images, Tensor) and images.is_floating_point():  # raw input: no decoding
         device = next(model.parameters()).device
         parts = [
-            _pooled(model, chunk.to(device), None, layers, pool)
+            _pooled(model, chunk.to(device), None, layers, pool, precision)
             for chunk in images.split(batch_size)
         ]
     else:
         if isinstance(images, Tensor):
             images = [(chunk, None) for chunk in images.split(batch_size)]
-        parts = [features for features, _ in extract_batches(model, images, layers, pool)]
+        batches = extract_batches(model, images, layers, pool, precision)
+        parts = [features for features, _ in batches]
     if not parts:
         raise ValueError("no readable images to extract features from")
     return {n: torch.cat([p[n] for p in parts]) for n in layers}

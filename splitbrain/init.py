@@ -204,7 +204,8 @@ def _top_eigen(x: Tensor, q: int, gen: torch.Generator) -> tuple[Tensor, Tensor]
 
 def _kmeans(z: Tensor, k: int, iterations: int, gen: torch.Generator) -> Tensor:
     """k-means of the rows of ``z``: k-means++ seeding, then ``iterations`` Lloyd steps;
-    (k, dim) centres. A centre that loses all its points moves to a random row."""
+    (k, dim) centres. A centre that loses all its points, or ends at zero, moves to a random
+    row."""
     m = z.shape[0]
     squares = (z * z).sum(1)
     centres = torch.empty(k, z.shape[1], dtype=z.dtype, device=z.device)
@@ -234,6 +235,12 @@ def _kmeans(z: Tensor, k: int, iterations: int, gen: torch.Generator) -> Tensor:
         if empty.numel():
             rows = torch.randint(m, (empty.numel(),), generator=gen)
             centres[empty] = z[rows.to(z.device)]
+    # A mean of unit rows can vanish (with one filter the whitened patches are +-1, and their
+    # mean is 0 when both signs are equally common): a zero filter would never learn.
+    vanished = (centres.norm(dim=1) <= 1e-6 * z.norm(dim=1).max()).nonzero().squeeze(1)
+    if vanished.numel():
+        rows = torch.randint(m, (vanished.numel(),), generator=gen)
+        centres[vanished] = z[rows.to(z.device)]
     return centres
 
 

@@ -256,6 +256,7 @@ def test_kmeans_finds_separated_clusters():
 
 @pytest.mark.parametrize("variant", list(sb.VARIANTS))
 def test_every_variant(variant):
+    torch.manual_seed(0)  # the model and the batch, whatever ran before
     model = sb.build(variant, preset="small", width=0.25)
     diag = kraehenbuehl_init_(model, torch.rand(16, 3, 32, 32))
     assert all(math.isfinite(v) for v in diag.values())
@@ -309,3 +310,11 @@ def test_modes_and_requires_grad_are_left_as_they_were():
     assert not any(m.training for m in model.modules())
     assert all(p.requires_grad for p in model.encoders[0].parameters())
     assert not any(p.requires_grad for p in model.encoders[1].parameters())
+
+
+def test_kmeans_never_returns_a_vanished_centre():
+    """One filter sees whitened patches of +-1; when both signs are equally common their mean
+    is 0, which would be a filter that never learns: it moves to a patch instead."""
+    z = torch.tensor([[1.0], [-1.0]] * 8)
+    centres = _kmeans(z, 1, 10, torch.Generator().manual_seed(0))
+    assert centres.abs().item() == 1.0

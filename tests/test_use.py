@@ -119,10 +119,10 @@ def test_colorize_command_mirrors_names_skips_bad_inputs_and_counts(weights, tmp
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr()
-    assert printed.out.splitlines()[0] == (
+    assert (
         "colorized 4 of 7 images; skipped 3: 1 not an image, 1 too small, "
         "1 no such file or directory"
-    )
+    ) in printed.out.splitlines()
     assert "missing.jpg: no such file or directory" in printed.err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == ["a.png", "c.png", "grey.png", "nested/b.png"]
@@ -204,7 +204,7 @@ def test_extract_command_writes_features_that_match_the_files(weights, tmp_path,
     out = tmp_path / "features.safetensors"
     argv = ["extract", "--weights", str(weights), "--data", f"folder:{folder}",
             "--layers", "conv5,fc7", "--out", str(out), "--workers", "0", "--no-progress",
-            "--crop", "32", "--resize", "36"]  # fmt: skip
+            "--crop", "32", "--resize", "36", "--precision", "32-true"]  # fmt: skip
     assert main(argv) == 0
     model = sb.load(weights)
     with safe_open(str(out), framework="pt") as f:

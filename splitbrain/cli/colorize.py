@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..colorize import DECODINGS
-from .common import geometry, positive
+from .common import add_precision_argument, geometry, positive, precision
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )
     p.add_argument("--batch-size", type=positive(int), default=8, help="images per batch")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
+    add_precision_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return [p]
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         quality=args.quality,
         progress=not args.no_progress,
+        precision=precision(args, args.device, "--device"),
     )
     outcome = colorize_files(model, args.inputs, args.out, settings)
     print(outcome.summary())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from pathlib import Path
 
 import yaml
 
+from ..device import PRECISIONS, device_for, resolve_precision
 from ..models import input_geometry
+
+log = logging.getLogger("splitbrain.cli")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -49,3 +53,20 @@ def geometry(weights: str, preset: str, crop: int | None, resize: int | None) ->
     if not 1 <= crop <= resize:
         raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
     return resize, crop
+
+
+def add_precision_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="bf16-mixed (bf16 autocast) or 32-true (default: bf16-mixed where the device "
+        "computes bfloat16 natively, GPUs and CPUs with AVX512-BF16 or AMX; 32-true elsewhere)",
+    )
+
+
+def precision(args: argparse.Namespace, device_name: str, option: str) -> str:
+    """The precision a command runs at (``--precision``, else the device's default), logged
+    with the reason."""
+    chosen, why = resolve_precision(args.precision, device_for(device_name, option))
+    log.info("precision: %s (%s)", chosen, why)
+    return chosen

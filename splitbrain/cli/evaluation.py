@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..models import CONV_LAYERS, FC_LAYERS, PRESETS, SplitBrain
-from .common import UsageError, positive
+from .common import UsageError, add_precision_argument, positive
 
 if TYPE_CHECKING:
     from ..evaluate import LabelledData, Table
@@ -47,6 +47,7 @@ def add_eval_arguments(
         "--test-data", metavar="SPEC", help="test images (default: the test split of --data)"
     )
     add_preset_argument(p)
+    add_precision_argument(p)
     if layers is not None:
         p.add_argument(
             "--layers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..extract import POOLS
-from .common import UsageError, geometry, positive
+from .common import UsageError, add_precision_argument, geometry, positive, precision
 from .evaluation import add_preset_argument, parse_layers
 
 
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--batch-size", type=positive(int), default=128)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
+    add_precision_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return [p]
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     outcome = extract_to_file(
         model, source, layers, args.out, args.pool, args.batch_size, args.workers, crop, resize,
-        not args.no_progress,
+        not args.no_progress, precision(args, args.device, "--device"),
     )  # fmt: skip
     rate = outcome.rows / outcome.seconds
     print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import SplitBrain
-from .common import UsageError
+from .common import UsageError, precision
 from .evaluation import (
     ALL_LAYERS,
     add_eval_arguments,
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         seed=args.seed,
         progress=not args.no_progress,
+        precision=precision(args, args.accelerator, "--accelerator"),
     )
 
     def tune(name: str, model: SplitBrain):
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         **data_settings(args),
         "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
+        "precision": config.precision,
         "epochs": config.epochs,
         "lr": config.lr,
         "batch size": config.batch_size,

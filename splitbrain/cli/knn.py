@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import SplitBrain
-from .common import UsageError, positive
+from .common import UsageError, positive, precision
 from .evaluation import (
     add_eval_arguments,
     check_common,
@@ -50,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if not ks or min(ks) < 1:
         raise UsageError(f"--k: neighbour counts must be positive, got {args.k!r}")
     data = open_data(args)
+    chosen = precision(args, args.accelerator, "--accelerator")
 
     def knn(name: str, model: SplitBrain):
         return knn_evaluate(
             model, data, layers, ks, args.temperature, args.batch_size, args.workers,
-            args.accelerator, args.crop, args.resize, name,
+            args.accelerator, args.crop, args.resize, name, chosen,
         )  # fmt: skip
 
     results = [result for result, _ in evaluate_models(args, data, knn)]
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         ]
     settings = {
         **data_settings(args),
+        "precision": chosen,
         "k": list(ks),
         "temperature": args.temperature,
         "features": "spatial average, unit length, cosine similarity",

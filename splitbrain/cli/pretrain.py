@@ -103,7 +103,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, auto")
     p.add_argument("--devices", default="auto", help="devices per node (a number or auto)")
     p.add_argument("--nodes", type=positive(int), default=1, help="number of nodes")
-    p.add_argument("--precision", help="Lightning precision (default bf16-mixed on GPU, 32 on CPU)")
+    p.add_argument(
+        "--precision",
+        help="Lightning precision, e.g. 32-true (default: bf16-mixed where the device computes "
+        "bfloat16 natively, GPUs and CPUs with AVX512-BF16 or AMX; 32-true elsewhere)",
+    )
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm across devices")
     p.add_argument("--workers", type=int, default=2, help="data loader processes per device")
     p.add_argument("--checkpoint-every", type=positive(int), default=500, help="steps")

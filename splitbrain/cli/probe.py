@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import SplitBrain
-from .common import positive
+from .common import positive, precision
 from .evaluation import (
     add_eval_arguments,
     add_sgd_arguments,
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         cache_dir=args.cache_dir,
+        precision=precision(args, args.accelerator, "--accelerator"),
     )
     data = open_data(args)
     print(f"mode: {config.mode}")
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         "mode": config.mode,
         **data_settings(args),
+        "precision": config.precision,
         "epochs": config.epochs,
         "lr": config.lr,
         "batch size": config.batch_size,

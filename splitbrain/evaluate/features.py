@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..device import autocast
 from ..extract import resize_activation, to_raw
 from ..models import SplitBrain
 
@@ -41,18 +42,23 @@ class FrozenTrunk(nn.Module):
     """A model that evaluation cannot change: always in eval mode (BatchNorm statistics
     frozen), no gradients, and ``train()`` (which Lightning calls) has no effect on it.
 
-    Forward takes uint8 image batches and gives each layer's probe features (N, dims).
+    Forward takes uint8 image batches and gives each layer's probe features (N, dims), the
+    trunk run at ``precision`` (bf16 autocast or fp32).
     """
 
-    def __init__(self, model: SplitBrain, grids: dict[str, tuple[int, int]]) -> None:
+    def __init__(
+        self, model: SplitBrain, grids: dict[str, tuple[int, int]], precision: str = "32-true"
+    ) -> None:
         super().__init__()
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.grids = grids
+        self.precision = precision
 
     def train(self, mode: bool = True) -> FrozenTrunk:
         return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        activations = self.model.features(to_raw(images), list(self.grids))
+        with autocast(images.device, self.precision):
+            activations = self.model.features(to_raw(images), list(self.grids))
         return {n: resize_activation(activations[n], g) for n, (g, _) in self.grids.items()}

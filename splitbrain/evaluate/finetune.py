@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
-from ..device import device_for
+from ..device import device_for, resolve_precision
 from ..extract import activation_shapes, to_raw
 from ..models import PRESET_INPUT, SplitBrain, input_geometry
 from .data import LabelledData, loader
@@ -45,7 +45,7 @@ class FinetuneConfig:
     resize: int | None = None
     workers: int = 2
     accelerator: str = "auto"
-    precision: str | None = None  # default bf16-mixed on GPU, 32-true on CPU
+    precision: str | None = None  # None: bf16-mixed where the device has native bf16
     seed: int = 0
     progress: bool = True
 
@@ -185,7 +185,7 @@ def finetune(
     seconds = {}
     start = time.perf_counter()
     task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)
-    precision = config.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    precision, _ = resolve_precision(config.precision, device)
     fit_on_one_device(task, batches, device, config.epochs, precision, config.progress)
     seconds["train"] = time.perf_counter() - start
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..data import EvalTransform
-from ..device import device_for
+from ..device import autocast, device_for, resolve_precision
 from ..extract import to_raw
 from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
@@ -27,7 +27,11 @@ TEMPERATURE = 0.07
 
 @torch.no_grad()
 def pooled_features(
-    model: SplitBrain, batches, layers: list[str], device: torch.device
+    model: SplitBrain,
+    batches,
+    layers: list[str],
+    device: torch.device,
+    precision: str = "32-true",
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Unit-length spatial averages of ``layers`` for every image of ``batches``, and labels.
 
@@ -38,9 +42,10 @@ def pooled_features(
     for images, y in batches:
         if images.shape[0] == 0:
             continue
-        activations = model.features(to_raw(images.to(device)), layers)
+        with autocast(device, precision):
+            activations = model.features(to_raw(images.to(device)), layers)
         for name in layers:
-            parts[name].append(pool_activation(activations[name]))
+            parts[name].append(pool_activation(activations[name].float()))
         labels.append(y.to(device))
     if not labels:
         raise ValueError("no readable images to compute kNN features from")
@@ -118,18 +123,20 @@ def knn_evaluate(
     crop: int | None = None,
     resize: int | None = None,
     name: str = "model",
+    precision: str | None = None,
 ) -> KNNResult:
     """kNN accuracy of ``model``'s frozen, pooled layers: ``data``'s training images are the
     neighbours, its test images the queries (centre crops, no augmentation)."""
     layers = check_layers(model, layers or ["conv5"], name)
     device = device_for(accelerator, "--accelerator")
+    precision, _ = resolve_precision(precision, device)
     model.eval().to(device, memory_format=torch.channels_last)
     resize, crop = input_geometry(model.config.preset, crop, resize)
     transform = EvalTransform(resize, crop)
     features = {}
     for split in ("train", "test"):
         batches = loader(data.dataset(split, transform), batch_size, workers)
-        features[split] = pooled_features(model, batches, layers, device)
+        features[split] = pooled_features(model, batches, layers, device, precision)
     (train, train_labels), (test, test_labels) = features["train"], features["test"]
     top1, top5 = knn_accuracy(
         train, train_labels, test, test_labels, data.num_classes, ks, temperature

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
-from ..device import device_for
+from ..device import device_for, native_bf16, resolve_precision
 from ..extract import TARGET_DIMS, probe_grids
 from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
@@ -74,6 +74,7 @@ class ProbeConfig:
     seed: int = 0
     progress: bool = True
     cache_dir: str | None = None  # cached mode: where the feature files go (then deleted)
+    precision: str | None = None  # the trunk's; None: bf16-mixed where native, else 32-true
 
     @property
     def mode(self) -> str:
@@ -324,14 +325,6 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 matrix products run natively (GPUs; CPUs with AVX512-BF16 or AMX)."""
-    if device.type == "cuda":
-        return True
-    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(probe and probe())
-
-
 def _train_head_cached(
     head: ProbeHead, x: Tensor, y: Tensor, config: ProbeConfig, device: torch.device
 ) -> None:
@@ -341,7 +334,7 @@ def _train_head_cached(
     (256 x 9,000) x (9,000 x classes) products on a CPU."""
     steps = config.epochs * -(-len(x) // config.batch_size)
     optimiser, schedule = sgd_with_steps(head.linear.parameters(), config, steps)
-    fast = _bf16_is_fast(device)
+    fast = native_bf16(device)
     order = torch.Generator().manual_seed(config.seed)  # the same batches for every layer
     with _one_thread():
         for _ in range(config.epochs):
@@ -419,7 +412,10 @@ def linear_probe(
     resize, crop = input_geometry(model.config.preset, config.crop, config.resize)
     grids = probe_grids(model, crop, layers, config.target_dims)
     log.info("%s: probe grids at %d px: %s", name, crop, describe_grids(grids))
-    trunk = FrozenTrunk(model, grids)
+    precision, _ = resolve_precision(
+        config.precision, device_for(config.accelerator, "--accelerator")
+    )
+    trunk = FrozenTrunk(model, grids, precision)
     heads = nn.ModuleDict(
         {n: ProbeHead(g * g * c, data.num_classes) for n, (g, c) in grids.items()}
     )

@@ -47,6 +47,7 @@ class ColorizeSettings:
     format: str = "png"
     quality: int = 90  # JPEG only
     progress: bool = True
+    precision: str = "32-true"  # the network's: bf16-mixed for bf16 autocast
 
 
 @dataclass
@@ -110,7 +111,7 @@ class _Run:
         s = self.settings
         images = np.stack([image for _, image in self.pending])
         rgb = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-        out = colorize_rgb(self.model, rgb, s.side, s.temperature, s.decode).cpu()
+        out = colorize_rgb(self.model, rgb, s.side, s.temperature, s.decode, s.precision).cpu()
         pictures = (out.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         for (item, original), picture in zip(self.pending, pictures, strict=True):
             if s.side_by_side:

@@ -130,6 +130,7 @@ def extract_to_file(
     crop: int | None = None,
     resize: int | None = None,
     progress: bool = True,
+    precision: str = "32-true",
 ) -> ExtractOutcome:
     """Pooled features of every usable item of ``source`` (centre crops at the model's
     geometry unless ``crop``/``resize`` say otherwise) into ``out``, with the CSV beside it."""
@@ -149,7 +150,7 @@ def extract_to_file(
     try:
         bar = tqdm(total=len(dataset), desc="extracting", unit="img", disable=not progress)
         with bar:
-            for features, index in extract_batches(model, batches, layers, pool):
+            for features, index in extract_batches(model, batches, layers, pool, precision):
                 label = (
                     torch.full_like(index, -1)
                     if labels is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from ..device import default_precision, device_for
 from ..models import input_geometry
 
 # The ECCV16 AlexNet recipe (SPEC section 4): lr steps at 240k, 300k, 400k of 450k iterations.
@@ -51,7 +52,8 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int | str = "auto"
     nodes: int = 1
-    precision: str | None = None
+    precision: str | None = None  # None: bf16-mixed where the device has native bf16, else fp32
+    precision_reason: str = ""  # why ``precision`` is what it is (set when it was None)
     sync_batchnorm: bool = False
     workers: int = 2
     seed: int = 0
@@ -66,6 +68,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.resize, self.crop = input_geometry(self.preset, self.crop, self.resize)
         self.lr = self.lr or DEFAULT_LR[self.preset]
+        if self.precision is None and self.accelerator in ("auto", "cpu", "gpu", "cuda"):
+            device = device_for(self.accelerator, "--accelerator")
+            self.precision, self.precision_reason = default_precision(device)
+        elif not self.precision_reason:
+            self.precision_reason = "asked for"
         if len(self.lr_factors) != len(self.lr_milestones) + 1:
             raise ValueError("need one more learning-rate factor than milestones")
         if self.rebalance is not None and not 0 < self.rebalance <= 1:

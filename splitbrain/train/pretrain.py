@@ -122,7 +122,7 @@ def _trainer(
         devices=config.devices,
         num_nodes=config.nodes,
         strategy=strategy or "auto",
-        precision=config.precision or ("bf16-mixed" if torch.cuda.is_available() else "32-true"),
+        precision=config.precision,
         sync_batchnorm=config.sync_batchnorm,
         max_steps=total_steps,
         max_epochs=-1,
@@ -158,6 +158,7 @@ def pretrain(
         raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
     L.seed_everything(config.seed, workers=True, verbose=False)
     check_same_run(out, config)
+    log.info("precision: %s (%s)", config.precision, config.precision_reason)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
     out.mkdir(parents=True, exist_ok=True)
