@@ -366,6 +366,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=positive(float), help="override the recipe's value")
     p.add_argument("--batch-size", type=positive(int), help="override the pre-training batch")
     p.add_argument("--probe-epochs", type=positive(int), help="override the probe's epochs")
+    p.add_argument("--seed", type=int, help="override the recipe's seed (pre-training, probe)")
     p.add_argument(
         "--precision",
         choices=["32-true", "bf16-mixed"],
@@ -389,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "probe_epochs": args.probe_epochs,
         "precision": args.precision,
+        "seed": args.seed,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     stem = "paper_table_cifar10_quick" if args.quick else "paper_table_cifar10"

@@ -85,3 +85,16 @@ def test_ab_bins_shape_order_and_grid():
 def test_ab_bins_equal_the_canonical_csv(shared_data):
     rows = np.loadtxt(shared_data / "colorization" / "ab_bins_313.csv", delimiter=",", skiprows=1)
     assert np.array_equal(color.ab_bins(dtype=torch.float64).numpy(), rows)
+
+
+def test_conversions_stay_in_fp32_under_bf16_autocast():
+    """Mixed precision runs the network in bf16; the colour conversions must not follow (bf16
+    would be off by about one L unit): under autocast they still match skimage within 0.01."""
+    rgb = torch.rand(2, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lab = color.rgb_to_lab(rgb)
+        back = color.lab_to_rgb(lab)
+    assert lab.dtype == back.dtype == torch.float32
+    expected = rgb2lab(rgb.permute(0, 2, 3, 1).double().numpy())
+    assert np.abs(lab.permute(0, 2, 3, 1).numpy() - expected).max() < 0.01
+    assert (back - rgb).abs().max() < 1e-4

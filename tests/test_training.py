@@ -397,3 +397,20 @@ def test_rebalance_needs_a_classification_target(tmp_path, tiny_npz):
     )  # fmt: skip
     with pytest.raises(ValueError, match="splitbrain-reg on split lab has no classification"):
         pretrain(config)
+
+
+def test_precision_defaults_to_bf16_where_the_device_has_it_and_says_why(monkeypatch):
+    from splitbrain import device
+
+    monkeypatch.setattr(device, "native_bf16", lambda d: True)
+    config = TrainConfig(preset="small")
+    assert config.precision == "bf16-mixed"
+    assert "precision_reason: this CPU computes bfloat16 natively" in config.to_yaml()
+    monkeypatch.setattr(device, "native_bf16", lambda d: False)
+    config = TrainConfig(preset="small")
+    assert (config.precision, config.precision_reason) == (
+        "32-true",
+        "this CPU has no native bfloat16",
+    )
+    config = TrainConfig(preset="small", precision="32-true")
+    assert (config.precision, config.precision_reason) == ("32-true", "asked for")
