@@ -68,8 +68,11 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     return max(matmul, conv_flops)
 
 
-def bench_steps(preset: str, device: torch.device, steps: int, amp: bool) -> dict:
-    side, batch = CASES[preset]
+def bench_steps(
+    preset: str, device: torch.device, steps: int, amp: bool, batch: int | None = None
+) -> dict:
+    side, default_batch = CASES[preset]
+    batch = batch or default_batch
     model = sb.build("splitbrain", preset=preset).train().to(device)
     model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), 3e-5, fused=FUSED_ADAM)
@@ -144,6 +147,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--images", type=int, default=512, help="JPEGs for the loader test")
+    parser.add_argument(
+        "--batch-size", type=int, help="images per step for every preset (default: 64 at 180 "
+        "px, 256 at 32 px; a GPU needs more to be filled)",
+    )  # fmt: skip
     args = parser.parse_args()
     device = torch.device(args.device)
     default, why = default_precision(device)
@@ -166,7 +173,7 @@ def main() -> None:
     rows = []
     for preset in CASES:
         for label in precisions:
-            r = bench_steps(preset, device, args.steps, label == "bf16")
+            r = bench_steps(preset, device, args.steps, label == "bf16", args.batch_size)
             rows.append(r)
             bare = r["batch"] / r["bare_s"]
             whole = r["batch"] / r["whole_s"]

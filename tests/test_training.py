@@ -16,6 +16,8 @@ from test_data_bad_files import messy_folder  # noqa: F401 (a fixture: every kin
 import splitbrain as sb
 from splitbrain.cli import build_parser
 from splitbrain.cli.pretrain import config_from_args
+from splitbrain.data import open_source
+from splitbrain.data.shards import prepare
 from splitbrain.objective import Objective
 from splitbrain.train import TrainConfig, pretrain
 from splitbrain.train.stream import StepSampler
@@ -35,12 +37,12 @@ def tiny_npz(tmp_path: Path) -> Path:
     return path
 
 
-def _pretrain_command(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
+def _pretrain_command(data: Path | str, out: Path, steps: int, *extra: str) -> list[str]:
     return [
         *CLI,
         "pretrain",
         "--data",
-        f"npz:{data}",
+        data if isinstance(data, str) else f"npz:{data}",
         "--preset",
         "small",
         "--width",
@@ -81,17 +83,22 @@ def test_step_sampler_splits_global_batches_and_resumes():
         StepSampler(10, 4, 6, world_size=3)
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_npz):
+@pytest.mark.parametrize("prepared", [False, True], ids=["npz", "shards"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_npz, prepared):
     steps, every = 60, 10
+    data = tiny_npz
+    if prepared:  # the shards of `splitbrain prepare` keep the guarantee
+        prepare(open_source(f"npz:{tiny_npz}"), tmp_path / "shards", workers=1, progress=False)
+        data = f"shards:{tmp_path / 'shards'}"
     straight = tmp_path / "straight"
     subprocess.run(
-        _pretrain_command(tiny_npz, straight, steps, "--checkpoint-every", str(every)),
+        _pretrain_command(data, straight, steps, "--checkpoint-every", str(every)),
         check=True,
         capture_output=True,
     )
 
     killed = tmp_path / "killed"
-    command = _pretrain_command(tiny_npz, killed, steps, "--checkpoint-every", str(every))
+    command = _pretrain_command(data, killed, steps, "--checkpoint-every", str(every))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120

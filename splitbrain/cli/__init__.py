@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from .. import __version__
 from ..data import DatasetError
 from ..weights import WeightsFileError
-from . import colorize, export, extract, finetune, info, knn, pretrain, probe, rgbd
+from . import colorize, export, extract, finetune, info, knn, prepare, pretrain, probe, rgbd
 from .common import ArgumentParser, UsageError, positive
 
 __all__ = ["ArgumentParser", "UsageError", "build_parser", "main", "positive"]
 
-COMMANDS = (pretrain, probe, knn, finetune, colorize, extract, export, rgbd, info)
+COMMANDS = (prepare, pretrain, probe, knn, finetune, colorize, extract, export, rgbd, info)
 
 
 def build_parser() -> ArgumentParser:

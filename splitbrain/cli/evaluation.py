@@ -41,7 +41,7 @@ def add_eval_arguments(
         required=True,
         metavar="SPEC",
         help="labelled training images, FORMAT:PATH (folder:, cifar10:, cifar100:, "
-        "stl10:, npz:, skimage:); its train split is used",
+        "stl10:, npz:, skimage:, shards:); its train split is used",
     )
     p.add_argument(
         "--test-data", metavar="SPEC", help="test images (default: the test split of --data)"

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--data",
         help="FORMAT:PATH: folder:, cifar10:, cifar100:, stl10:, npz:, "
-        "skimage:[N] (FORMAT may be left out where the path tells it)",
+        "skimage:[N], shards: (from `splitbrain prepare`; FORMAT may be left out where the path "
+        "tells it)",
     )
     p.add_argument(
         "--variant",

@@ -8,6 +8,7 @@ can be counted); the second raises ``BadImage`` with a short reason so a run can
 
 from __future__ import annotations
 
+import io
 import math
 import os
 
@@ -74,13 +75,16 @@ def _draft(image: Image.Image, min_side: int) -> None:
         image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
 
 
-def _open(path: str, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """Open and fully decode ``path`` (a JPEG at reduced scale when ``min_side`` allows it);
-    the image and its stored (width, height). Every way that fails becomes a ``BadImage``."""
+def _open(
+    path: str, min_side: int | None = None, data: bytes | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Open and fully decode ``path``, or ``data`` (its bytes) when given (a JPEG at reduced
+    scale when ``min_side`` allows it); the image and its stored (width, height). Every way
+    that fails becomes a ``BadImage``."""
     try:
-        if os.path.getsize(path) == 0:
+        if (os.path.getsize(path) if data is None else len(data)) == 0:
             raise BadImage(path, "empty")
-        image = Image.open(path)
+        image = Image.open(path if data is None else io.BytesIO(data))
         size = image.size
         if min_side:
             _draft(image, min_side)
@@ -118,14 +122,17 @@ def to_rgb(image: Image.Image, path: str) -> tuple[np.ndarray, str | None]:
     return np.array(image.convert("RGB")), note
 
 
-def decode_file(path: str, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Read ``path`` as (H, W, 3) uint8 RGB, upright per its EXIF orientation; raises BadImage.
+def decode_file(
+    path: str, min_side: int | None = None, data: bytes | None = None
+) -> tuple[np.ndarray, str | None]:
+    """Read ``path`` (or ``data``, its bytes, when given) as (H, W, 3) uint8 RGB, upright per
+    its EXIF orientation; raises BadImage.
 
     With ``min_side``, a JPEG may come out scaled down by 2, 4 or 8 (decoded that way, much
     faster than decoding it whole), its shorter side still at least ``min_side``: for images
     that are resized to that side anyway.
     """
-    image, _ = _open(path, min_side)
+    image, _ = _open(path, min_side, data)
     with image:
         try:
             ImageOps.exif_transpose(image, in_place=True)
@@ -136,13 +143,14 @@ def decode_file(path: str, min_side: int | None = None) -> tuple[np.ndarray, str
             raise BadImage(path, "corrupt", str(error)) from None
 
 
-def probe_file(path: str) -> tuple[str | None, tuple[int, int]]:
-    """Decode ``path`` without converting it: (the conversion it would need, (height, width)).
+def probe_file(path: str, data: bytes | None = None) -> tuple[str | None, tuple[int, int]]:
+    """Decode ``path`` (or ``data``, its bytes) without converting it: (the conversion it
+    would need, (height, width)).
 
     Cheaper than ``decode_file`` for scanning a whole dataset up front: a JPEG is decoded at
     1/8 scale, which reads (and checks) all of its data; raises BadImage.
     """
-    image, (width, height) = _open(path, min_side=1)
+    image, (width, height) = _open(path, 1, data)
     with image:
         if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap the axes
             width, height = height, width

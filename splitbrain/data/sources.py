@@ -15,10 +15,11 @@ from .download import ARCHIVES, default_cache_dir, extract_stl10, fetch
 from .errors import DatasetError
 from .folder import FolderSource
 from .npz import NpzSource
+from .shards import ShardSource, prepared_folder
 from .stl10 import Stl10Source
 from .tiff import TIFF_EXTENSIONS, TiffSource
 
-FORMATS = ("folder", "cifar10", "cifar100", "stl10", "npz", "skimage")
+FORMATS = ("folder", "cifar10", "cifar100", "stl10", "npz", "skimage", "shards")
 _SPEC = re.compile(rf"^({'|'.join(FORMATS)}):(.*)$")
 #: Folder names inside a directory or tarball that identify an official layout.
 _MARKERS = {
@@ -56,6 +57,8 @@ def detect_format(path: Path) -> str:
         raise DatasetError(f"{path}: cannot tell the dataset format; write it as FORMAT:{path}")
     if not path.is_dir():
         raise DatasetError(f"{path}: no such file or directory")
+    if prepared_folder(path, "train") or prepared_folder(path, "test"):
+        return "shards"
     for marker, fmt in _MARKERS.items():
         if (path / marker).is_dir():
             return fmt
@@ -127,10 +130,10 @@ def open_source(
         return SkimageSource(count, split)
     if fmt is None:
         fmt = detect_format(Path(path).expanduser())
-    if fmt in ("folder", "npz"):
+    if fmt in ("folder", "npz", "shards"):
         if not path:
             raise DatasetError(f"{fmt}: needs a path, as {fmt}:/path/to/data")
-        return FolderSource(path, split) if fmt == "folder" else NpzSource(path, split)
+        return {"folder": FolderSource, "npz": NpzSource, "shards": ShardSource}[fmt](path, split)
     local = _locate(fmt, path, download, cache_dir)
     if fmt == "stl10":
         if local.is_file() and _is_tarball(local):
