@@ -32,6 +32,7 @@ from splitbrain.evaluate import DEFAULT_LAYERS as LAYERS
 from splitbrain.evaluate import LabelledData, ProbeConfig, Table, build_baseline, linear_probe
 from splitbrain.evaluate.report import plot
 from splitbrain.train import TrainConfig, pretrain
+from splitbrain.train.checkpoints import checkpoints
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def pretrain_row(
     row: str, recipe: Recipe, runs: Path, progress: bool, workers: int
 ) -> tuple[Path, dict]:
     out = runs / recipe.key() / row
-    resumed = (out / "checkpoints" / "last.ckpt").exists()
+    resumed = bool(checkpoints(out / "checkpoints"))
     clock = WallClock()
     weights = pretrain(train_config(row, recipe, out, progress, workers), callbacks=[clock])
     return weights, {"pretrain_seconds": clock.seconds(), "resumed": resumed}

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
+from torch import Tensor
 
 from .atomic import atomic_write
+from .errors import NonFiniteError
 from .models import ModelConfig, SplitBrain
 
 FORMAT = "splitbrain/1"
@@ -24,11 +27,25 @@ class WeightsFileError(ValueError):
     """A file that is not a readable splitbrain weights file."""
 
 
+def first_non_finite(tensors: Mapping[str, Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or infinity, or None."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            return name
+    return None
+
+
 def save(model: SplitBrain, path: str | os.PathLike) -> Path:
-    """Write the model's weights and configuration to ``path`` (safetensors), atomically."""
+    """Write the model's weights and configuration to ``path`` (safetensors), atomically.
+    Weights holding a NaN or infinity are refused (NonFiniteError): such a file is useless
+    and would replace a good one."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    poisoned = first_non_finite(tensors)
+    if poisoned is not None:
+        raise NonFiniteError(f"{path}: not written, {poisoned} holds a NaN or infinity")
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from splitbrain.train.checkpoints import checkpoints
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_table.py"
 
 
@@ -68,7 +70,7 @@ def test_a_resumed_pretraining_reports_the_time_of_every_sitting(table, tiny, tm
         data=tiny[1], test_data=None, width=0.125, epochs=1, batch_size=32, probe_epochs=1
     )
     _, first = table.pretrain_row("l2ab-cl", recipe, tmp_path / "runs", False, 0)
-    last = tmp_path / "runs" / recipe.key() / "l2ab-cl" / "checkpoints" / "last.ckpt"
+    ((_, last),) = checkpoints(tmp_path / "runs" / recipe.key() / "l2ab-cl" / "checkpoints")
     checkpoint = torch.load(last, weights_only=False)
     (key,) = [k for k in checkpoint["callbacks"] if "WallClock" in k]
     assert 0 < checkpoint["callbacks"][key]["seconds"] <= first["pretrain_seconds"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..data import DatasetError
+from ..errors import RunError, WriteError
 from ..weights import WeightsFileError
 from . import colorize, export, extract, finetune, info, knn, prepare, pretrain, probe, rgbd
 from .common import ArgumentParser, UsageError, positive
@@ -76,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))
-    except (DatasetError, WeightsFileError, ValueError, FileNotFoundError) as error:
+    except (
+        DatasetError, WeightsFileError, ValueError, FileNotFoundError, RunError, WriteError
+    ) as error:  # fmt: skip
         # Bad input, not a bug: one line naming the file and the problem.
         print(f"splitbrain: error: {error}", file=sys.stderr)
         return 1

@@ -113,6 +113,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--workers", type=int, default=2, help="data loader processes per device")
     p.add_argument("--checkpoint-every", type=positive(int), default=500, help="steps")
     p.add_argument(
+        "--keep-checkpoints", type=positive(int), default=2,
+        help="the newest checkpoints kept; a resume falls back to an older one when the newest "
+        "does not load (default 2)",
+    )  # fmt: skip
+    p.add_argument(
         "--max-bad-fraction",
         type=float,
         default=0.01,
@@ -191,6 +196,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
         probe_every=args.probe_every,
         probe_data=args.probe_data,
         max_bad_fraction=args.max_bad_fraction,
@@ -201,11 +207,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from ..train import pretrain
+    from ..train.checkpoints import checkpoints
 
     if args.devices != "auto" and not args.devices.isdigit():
         raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")
     config = config_from_args(args)
-    if args.resume and not (Path(config.out) / "checkpoints" / "last.ckpt").exists():
+    if args.resume and not checkpoints(Path(config.out) / "checkpoints"):
         raise UsageError(f"--resume: no checkpoint in {config.out}/checkpoints to resume from")
     pretrain(config)
     return 0

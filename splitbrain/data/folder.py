@@ -14,7 +14,15 @@ from .errors import DatasetError
 
 log = logging.getLogger("splitbrain.data")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: Still-image formats people keep photographs in, as Pillow reads them (a multi-frame GIF,
+#: APNG or MPO gives its first frame). HEIC needs the pillow-heif plugin and is not listed.
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".apng", ".gif", ".bmp", ".dib",
+        ".webp", ".avif", ".tif", ".tiff", ".jp2", ".j2k", ".jpx", ".jpf", ".ppm", ".pgm",
+        ".pbm", ".pnm", ".tga",
+    }
+)  # fmt: skip
 #: Subfolder names that make a folder a dataset with splits; "test" and "val" stand in for
 #: each other when only one of them exists (Imagenette ships train/ and val/).
 SPLIT_DIRS = ("train", "test", "val")

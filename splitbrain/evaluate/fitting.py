@@ -14,8 +14,14 @@ import torch
 #: The paper's schedule: lr x0.1 after 40k, 80k and 120k of 140k iterations.
 LR_MILESTONES = (40 / 140, 80 / 140, 120 / 140)
 #: Warnings a fit raises that are not the user's business: frozen modules in eval mode are
-#: the point of a probe; the pytree deprecation is between Lightning and torch.
-LIGHTNING_NOISE = (r"Found \d+ module\(s\) in eval mode", r".*isinstance\(treespec, LeafSpec\)")
+#: the point of a probe; the pytree deprecation is between Lightning and torch; a resumed
+#: pre-training's loader is rebuilt at the checkpoint's step (``train/stream.py``), which
+#: Lightning cannot see and calls "not resumable" (pretrain logs its own line instead).
+LIGHTNING_NOISE = (
+    r"Found \d+ module\(s\) in eval mode",
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"You're resuming from a checkpoint that ended before the epoch ended",
+)
 
 
 @contextmanager

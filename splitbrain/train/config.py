@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,26 @@ import yaml
 from ..device import default_precision, device_for
 from ..models import input_geometry
 
+log = logging.getLogger("splitbrain.train")
+
 # The ECCV16 AlexNet recipe (SPEC section 4): lr steps at 240k, 300k, 400k of 450k iterations.
 LR_MILESTONES = (240 / 450, 300 / 450, 400 / 450)
 LR_FACTORS = (1.0, 1 / 3, 1 / 10, 1 / 30)  # 3e-5 -> 1e-5 -> 3e-6 -> 1e-6
 DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "small": 1e-3}
-#: Settings that change the model: a run folder holding another value is not resumed.
-MODEL_KEYS = ("variant", "preset", "split", "width", "bn_affine", "init")
+#: Settings that change the model or the sample stream: a run folder holding another value is
+#: not resumed (the resumed run would not be the run it continues). ``steps``/``epochs`` are
+#: judged by ``check_length``; every other setting may change between sittings.
+RECIPE_KEYS = (
+    "data", "variant", "split", "preset", "width", "bn_affine", "init", "batch_size", "crop",
+    "resize", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
+    "soft_targets", "rebalance", "precision",
+)  # fmt: skip
+#: Written to config.yaml for the record, never compared.
+_UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
+
+
+class RecipeError(ValueError):
+    """A run folder holds a run made with settings that the new command changes."""
 
 
 @dataclass
@@ -58,6 +73,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     checkpoint_every: int = 500
+    keep_checkpoints: int = 2
     probe_every: int | None = None
     probe_data: str | None = None
     log_every: int = 10
@@ -80,10 +96,17 @@ class TrainConfig:
                 f"rebalance mixes the prior with uniform: 0 < mix <= 1, got {self.rebalance}"
             )
 
-    def to_yaml(self) -> str:
+    def to_dict(self) -> dict:
+        """The settings as config.yaml holds them (tuples as lists)."""
         data = dataclasses.asdict(self)
         data["betas"], data["lr_milestones"] = list(self.betas), list(self.lr_milestones)
         data["lr_factors"] = list(self.lr_factors)
+        return data
+
+    def to_yaml(self, total_steps: int | None = None) -> str:
+        data = self.to_dict()
+        if total_steps is not None:
+            data["total_steps"] = total_steps
         return yaml.safe_dump(data, sort_keys=False)
 
     def total_steps(self, num_items: int) -> int:
@@ -99,15 +122,50 @@ class TrainConfig:
         return self.lr_factors[sum(step >= m for m in milestones)]
 
 
-def check_same_run(out: Path, config: TrainConfig) -> None:
-    """Refuse to resume a run directory that holds a different model."""
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def saved_settings(out: Path) -> dict | None:
+    """The settings in ``out``'s config.yaml, or None when it holds no run."""
     saved = out / "config.yaml"
-    if not saved.exists():
+    return yaml.safe_load(saved.read_text()) if saved.exists() else None
+
+
+def check_recipe(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run folder whose run was made with another recipe (RecipeError,
+    naming each setting with both values); log the settings that change and may."""
+    previous = saved_settings(out)
+    if previous is None:
         return
-    previous = yaml.safe_load(saved.read_text())
-    different = [k for k in MODEL_KEYS if previous.get(k) != getattr(config, k)]
-    if different:
-        raise ValueError(
-            f"{out} holds a run with a different {', '.join(different)}; "
-            "choose another --out or delete it"
+    now = config.to_dict()
+    changed = [k for k in now if k not in _UNCOMPARED and previous.get(k) != now[k]]
+    refused = [k for k in changed if k in RECIPE_KEYS]
+    if refused:
+        listing = "; ".join(f"{_flag(k)} {previous.get(k)} there, {now[k]} now" for k in refused)
+        raise RecipeError(
+            f"{out} holds a run made with other settings ({listing}): re-run the command that "
+            f"made it to resume it (its settings are in {out / 'config.yaml'}), or choose a "
+            "new --out"
         )
+    for key in changed:
+        log.info("%s: %s %s (was %s)", out, _flag(key), now[key], previous.get(key))
+
+
+def check_length(out: Path, total_steps: int, done: int) -> None:
+    """A resumed run keeps its length, except that a finished run may be extended; ``done``
+    is the step of the checkpoint it resumes from."""
+    previous = (saved_settings(out) or {}).get("total_steps")
+    if previous is None or previous == total_steps or done == 0:
+        return
+    if done >= previous and total_steps > previous:
+        log.info(
+            "%s: extending the finished run from %d to %d steps (the learning-rate steps "
+            "move with the new length)", out, previous, total_steps,
+        )  # fmt: skip
+        return
+    raise RecipeError(
+        f"{out} holds a run of {previous} steps (at step {done}); this command asks for "
+        f"{total_steps}: a run's length changes its learning-rate schedule, so only a finished "
+        "run may be extended. Re-run it with its own --steps/--epochs, or choose a new --out"
+    )

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_write
 from ..colorize import colorizer, save_colorization_grid
 from ..data import EvalTransform, ImageDataset
 from ..evaluate.fitting import quiet_lightning
@@ -30,7 +31,8 @@ from ..objective import Objective, target_histograms
 from ..variants import UNTRAINED, build
 from ..weights import save
 from .callbacks import KNNProbeCallback
-from .config import TrainConfig, check_same_run
+from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
+from .config import TrainConfig, check_length, check_recipe
 from .data import open_training_data
 from .stream import StreamLoader, make_loader
 from .task import AtomicCheckpointIO, PretrainTask
@@ -129,17 +131,15 @@ def _trainer(
         logger=TensorBoardLogger(out, name="tensorboard", version=""),
         log_every_n_steps=config.log_every,
         callbacks=[
-            ModelCheckpoint(
-                dirpath=out / "checkpoints",
-                every_n_train_steps=config.checkpoint_every,
-                save_last=True,
-                save_top_k=0,
+            RollingCheckpoints(
+                out / "checkpoints", config.checkpoint_every, config.keep_checkpoints
             ),
             LearningRateMonitor(logging_interval="step"),
             ThroughputMonitor(batch_size_fn=_batch_size, window_size=max(2, config.log_every)),
             *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False,  # RollingCheckpoints writes them, not Lightning's default
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -157,12 +157,15 @@ def pretrain(
     if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
         raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
     L.seed_everything(config.seed, workers=True, verbose=False)
-    check_same_run(out, config)
+    check_recipe(out, config)
     log.info("precision: %s (%s)", config.precision, config.precision_reason)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
+    resume = resumable_checkpoint(out / "checkpoints")
+    done = checkpoint_step(resume) if resume else 0
+    check_length(out, total_steps, done)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config.to_yaml())
+    atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.to_yaml(total_steps)))
 
     model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
     if config.init == "kraehenbuehl":
@@ -175,14 +178,15 @@ def pretrain(
     objective = Objective(soft=config.soft_targets, rebalance=rebalance)
     task = PretrainTask(model, config, total_steps, objective)
     trainer = _trainer(config, total_steps, list(callbacks or []), strategy)
-    last = out / "checkpoints" / "last.ckpt"
-    resume = last if last.exists() else None
     if resume:
-        log.info("resuming from %s", resume)
+        log.info(
+            "resuming from %s (step %d of %d): samples and augmentations are a function of the "
+            "seed and the step, so it goes on exactly as if it had never stopped",
+            resume, done, total_steps,
+        )  # fmt: skip
     loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
     with quiet_lightning():
         trainer.fit(task, datamodule=loader, ckpt_path=resume)
-    trainer.save_checkpoint(last, weights_only=False)
     if trainer.is_global_zero:
         save(model.eval(), weights_path)
         log.info("%s", report())

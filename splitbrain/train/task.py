@@ -9,6 +9,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..atomic import atomic_write
+from ..errors import NonFiniteError
 from ..models import SplitBrain, training_flops_per_image
 from ..objective import Objective
 from .config import TrainConfig
@@ -18,11 +19,16 @@ from .stream import sample_seed
 FUSED_ADAM = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
+def _save(checkpoint: dict, path: str) -> None:
+    with open(path, "wb") as file:  # through a file object a full disk is an OSError
+        torch.save(checkpoint, file)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written to a temporary file and renamed: never half a file."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+        atomic_write(path, lambda tmp: _save(checkpoint, tmp))
 
     def remove_checkpoint(self, path) -> None:
         fs = get_filesystem(path)
@@ -42,6 +48,7 @@ class PretrainTask(L.LightningModule):
         self.config = config
         self.total_steps = total_steps
         self.objective = objective
+        self.last_finite: tuple[int, dict[str, torch.Tensor]] | None = None
 
     def on_fit_start(self) -> None:
         """Train mode (models are built and loaded in eval mode), rebalancing weights on the
@@ -63,9 +70,27 @@ class PretrainTask(L.LightningModule):
         with torch.random.fork_rng(devices=[raw.device] if raw.is_cuda else []):
             torch.manual_seed(sample_seed(self.config.seed + 1, self.global_step))
             loss, logs = self.objective(self.model, raw, valid)
+        if not bool(torch.isfinite(loss)):  # one sync per step, as the progress bar's
+            raise NonFiniteError(self._non_finite(logs))
+        self.last_finite = (self.global_step, logs)
         self.log("loss", loss, prog_bar=True, sync_dist=False)
         self.log_dict({f"train/{k}": v for k, v in logs.items() if k != "loss"})
         return loss
+
+    def _non_finite(self, logs: dict[str, torch.Tensor]) -> str:
+        """Which loss head went non-finite at this step, and its last finite value."""
+        heads = [k for k in logs if k.endswith("/loss") or k == "loss"]
+        head = next(k for k in heads if not bool(torch.isfinite(logs[k])))
+        value = float(logs[head])
+        if self.last_finite is None:
+            before = "no finite value before it in this sitting"
+        else:
+            step, previous = self.last_finite
+            before = f"last finite value {float(previous[head]):.4g} at step {step}"
+        return (
+            f"step {self.global_step}: loss {head} is {value} ({before}); stopped, the "
+            "checkpoints before this step are intact and no weights were written"
+        )
 
     def configure_optimizers(self):
         c = self.config

@@ -1,0 +1,358 @@
+"""The fault table: what a pre-training run does when something goes wrong, one row each.
+
+    python benchmarks/faults.py                      # the exact CIFAR-10 images of ../shared
+    python benchmarks/faults.py --data skimage:256   # anywhere
+
+Not a test (tests/test_faults.py runs every scenario and checks its row). Each scenario runs the
+real command line in a subprocess, with the fault injected where it cannot be caused from
+outside (a kill in the middle of a checkpoint write, a full disk, a NaN), then runs the same
+command again. Columns: what the user saw, the exit status of the faulted command and of the
+re-run, the finished work lost (checkpoints and weights written before the fault), and whether
+the re-run's weights equal those of a run that never met the fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from splitbrain.data import open_source
+from splitbrain.train.checkpoints import checkpoints
+from splitbrain.weights import load
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "cifar10" / "exact_train.npz"
+STEPS, EVERY = 6, 2
+
+#: Run the command line with a fault patched in: ``python -c PRELUDE+PATCH+MAIN pretrain ...``.
+PRELUDE = "import errno, os, signal, sys, torch\nimport splitbrain.train.task as task\n"
+MAIN = "\nfrom splitbrain.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+#: The second checkpoint write (step 4) dies half-way: the process is SIGKILLed mid-file.
+KILL_IN_WRITE = """
+original, calls = task._save, []
+def save(checkpoint, path):
+    calls.append(path)
+    if len(calls) == 2:
+        with open(path, "wb") as file:
+            file.write(b"PK" + bytes(4096))
+            file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(checkpoint, path)
+task._save = save
+"""
+#: The second checkpoint write (step 4) meets a full disk.
+DISK_FULL = """
+original, calls = task._save, []
+def save(checkpoint, path):
+    calls.append(path)
+    if len(calls) == 2:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    original(checkpoint, path)
+task._save = save
+"""
+#: At step 3 the weights of the first half turn NaN (as a diverging run's would).
+NAN_AT_STEP_3 = """
+original = task.PretrainTask.training_step
+def training_step(self, batch, index):
+    if self.global_step == 3:
+        with torch.no_grad():
+            next(self.model.encoders[0].parameters()).fill_(float("nan"))
+    return original(self, batch, index)
+task.PretrainTask.training_step = training_step
+"""
+
+
+@dataclass
+class Row:
+    scenario: str
+    seen: str  # the line the user saw
+    fault_status: int
+    rerun_status: int | None
+    lost: str
+    equal: str  # "yes", "no", or "-" where there is nothing to compare
+
+
+class Faults:
+    """Scenarios on ``data`` in folders under ``root``; the uninterrupted run is made once."""
+
+    def __init__(self, data: str, root: Path) -> None:
+        self.data = data
+        self.root = root
+        self._reference: dict[str, torch.Tensor] | None = None
+
+    def command(self, out: Path, *extra: str, data: str | None = None) -> list[str]:
+        return [
+            "pretrain", "--data", data or self.data, "--preset", "small", "--width", "0.125",
+            "--batch-size", "8", "--steps", str(STEPS), "--checkpoint-every", str(EVERY),
+            "--workers", "0", "--no-progress", "--out", str(out), *extra,
+        ]  # fmt: skip
+
+    def run(self, args: list[str], patch: str | None = None) -> subprocess.CompletedProcess:
+        if patch is None:
+            argv = [sys.executable, "-m", "splitbrain", *args]
+        else:
+            argv = [sys.executable, "-c", PRELUDE + patch + MAIN, *args]
+        return subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def equal(self, out: Path) -> str:
+        """Whether ``out``'s weights equal the uninterrupted run's, bit for bit."""
+        if self._reference is None:
+            reference = self.folder("uninterrupted")
+            self.run(self.command(reference)).check_returncode()
+            self._reference = load(reference / "weights.safetensors").state_dict()
+        weights = out / "weights.safetensors"
+        if not weights.exists():
+            return "no weights"
+        ours = load(weights).state_dict()
+        same = all(torch.equal(ours[k], v) for k, v in self._reference.items())
+        return "yes" if same else "no"
+
+    # ------------------------------------------------------------------ scenarios
+
+    def sigkill_during_training(self) -> Row:
+        out = self.folder("killed")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "splitbrain", *self.command(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        )  # fmt: skip
+        deadline = time.time() + 300
+        while not checkpoints(out / "checkpoints") and process.poll() is None:
+            if time.time() > deadline:
+                raise TimeoutError("no checkpoint within 300 s")
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        status = process.wait()
+        kept = checkpoints(out / "checkpoints")
+        rerun = self.run(self.command(out))
+        return Row(
+            "SIGKILL during training", _line(rerun, "resuming"), status, rerun.returncode,
+            _lost(kept), self.equal(out),
+        )  # fmt: skip
+
+    def sigkill_during_checkpoint_write(self) -> Row:
+        out = self.folder("killed-in-write")
+        faulted = self.run(self.command(out), KILL_IN_WRITE)
+        kept = checkpoints(out / "checkpoints")
+        rerun = self.run(self.command(out))
+        return Row(
+            "SIGKILL while writing a checkpoint", _line(rerun, "resuming"),
+            faulted.returncode, rerun.returncode, _lost(kept), self.equal(out),
+        )  # fmt: skip
+
+    def damaged_checkpoint(self, damage: str) -> Row:
+        out = self.folder(f"damaged-{damage}")
+        self.run(self.command(out)).check_returncode()
+        (_, newest), *_ = checkpoints(out / "checkpoints")
+        data = newest.read_bytes()
+        newest.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+        rerun = self.run(self.command(out))
+        corrupt = newest.with_name(newest.name + ".corrupt")
+        lost = "none (the damaged file kept as *.corrupt)" if corrupt.exists() else "the file"
+        return Row(
+            f"{damage} newest checkpoint", _line(rerun, "trying the checkpoint before"),
+            0, rerun.returncode, lost, self.equal(out),
+        )  # fmt: skip
+
+    def no_checkpoint_loads(self) -> Row:
+        out = self.folder("all-damaged")
+        self.run(self.command(out)).check_returncode()
+        before = checkpoints(out / "checkpoints")
+        for _, path in before:
+            path.write_bytes(b"")
+        rerun = self.run(self.command(out))
+        after = checkpoints(out / "checkpoints")
+        lost = "none (nothing deleted)" if after == before else "files were moved or deleted"
+        return Row(
+            "every checkpoint unreadable", _line(rerun, "error"), 0, rerun.returncode, lost, "-"
+        )
+
+    def changed_recipe(self) -> Row:
+        out = self.folder("changed")
+        self.run(self.command(out)).check_returncode()
+        config = (out / "config.yaml").read_text()
+        rerun = self.run(self.command(out, "--batch-size", "16", "--seed", "1"))
+        lost = "none (run folder untouched)" if (out / "config.yaml").read_text() == config else ""
+        return Row(
+            "changed recipe (--batch-size, --seed)", _line(rerun, "error"), 0, rerun.returncode,
+            lost or "config.yaml changed", self.equal(out),
+        )  # fmt: skip
+
+    def nan_loss(self) -> Row:
+        out = self.folder("nan")
+        faulted = self.run(self.command(out), NAN_AT_STEP_3)
+        kept = checkpoints(out / "checkpoints")
+        finite = all(
+            bool(v.isfinite().all())
+            for _, path in kept
+            for v in torch.load(path, weights_only=False)["state_dict"].values()
+            if v.is_floating_point()
+        )
+        weights = (out / "weights.safetensors").exists()
+        rerun = self.run(self.command(out))
+        lost = _lost(kept) + ("" if finite and not weights else "; NaN written")
+        return Row(
+            "NaN loss at step 3", _line(faulted, "error"), faulted.returncode, rerun.returncode,
+            lost, self.equal(out),
+        )  # fmt: skip
+
+    def disk_full(self) -> Row:
+        out = self.folder("disk-full")
+        faulted = self.run(self.command(out), DISK_FULL)
+        kept = checkpoints(out / "checkpoints")
+        leftovers = list((out / "checkpoints").glob(".*.tmp"))
+        rerun = self.run(self.command(out))
+        lost = _lost(kept) + (f"; {len(leftovers)} temporary files left" if leftovers else "")
+        return Row(
+            "disk full while writing a checkpoint", _line(faulted, "error"), faulted.returncode,
+            rerun.returncode, lost, self.equal(out),
+        )  # fmt: skip
+
+    def _photo_folder(self, name: str, count: int) -> Path:
+        """``count`` of the data's images (repeated if it has fewer) as JPEGs in one folder."""
+        folder = self.folder(name)
+        (folder / "photos").mkdir(parents=True)
+        source = open_source(self.data)
+        for i in range(count):
+            image = source[i % len(source)]
+            Image.fromarray(image).save(folder / "photos" / f"{i:03d}.jpg", quality=95)
+        return folder
+
+    def bad_files(self) -> Row:
+        folder = self._photo_folder("bad-files", 400)  # 3 broken files: under the 1% limit
+        photos = folder / "photos"
+        jpeg = (photos / "000.jpg").read_bytes()
+        (photos / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+        (photos / "empty.jpg").write_bytes(b"")
+        (photos / "text.jpg").write_text("not an image\n")
+        Image.open(photos / "001.jpg").convert("P").save(photos / "palette.gif")
+        out = self.folder("bad-files-run")
+        result = self.run(self.command(out, data=f"folder:{folder}"))
+        return Row(
+            "folder with broken and odd files", _line(result, "skipped"), result.returncode,
+            None, "none", "-",
+        )  # fmt: skip
+
+    def decompression_bomb(self) -> Row:
+        folder = self._photo_folder("bomb", 200)
+        (folder / "photos" / "bomb.png").write_bytes(_bomb_png(30_000, 30_000))
+        out = self.folder("bomb-run")
+        result = self.run(self.command(out, data=f"folder:{folder}"))
+        return Row(
+            "decompression bomb in the folder", _line(result, "skipped"), result.returncode,
+            None, "none", "-",
+        )  # fmt: skip
+
+    def pickle_as_weights(self) -> Row:
+        folder = self.folder("pickle")
+        folder.mkdir(parents=True)
+        marker = folder / "code-ran"
+        evil = folder / "weights.safetensors"
+        evil.write_bytes(pickle.dumps(_Exploit(str(marker))))
+        result = self.run(["info", str(evil)])
+        ran = "code ran!" if marker.exists() else "none (no code ran)"
+        return Row("pickle posing as weights", _line(result, "error"), result.returncode, None,
+                   ran, "-")  # fmt: skip
+
+    def all(self) -> list[Row]:
+        return [
+            self.sigkill_during_training(),
+            self.sigkill_during_checkpoint_write(),
+            self.damaged_checkpoint("truncated"),
+            self.damaged_checkpoint("zero-byte"),
+            self.no_checkpoint_loads(),
+            self.changed_recipe(),
+            self.nan_loss(),
+            self.disk_full(),
+            self.bad_files(),
+            self.decompression_bomb(),
+            self.pickle_as_weights(),
+        ]
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A PNG header declaring ``width`` x ``height`` pixels, with almost no data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(bytes(1 + 3 * 16))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def _lost(kept: list[tuple[int, Path]]) -> str:
+    """Work lost to a fault that left ``kept`` checkpoints: the steps after the newest."""
+    if not kept:
+        return "no checkpoint yet"
+    return f"none (steps after {kept[0][0]} redone)"
+
+
+def _line(result: subprocess.CompletedProcess, key: str) -> str:
+    """The first output line containing ``key``, else the last line of stderr."""
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines()]
+    found = next((line for line in lines if key in line), None)
+    return found or next((line for line in reversed(lines) if line), "")
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | what the user saw | exit | re-run exit | finished work lost "
+        "| re-run equals uninterrupted |",
+        "|---|---|---:|---:|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        rerun = "-" if r.rerun_status is None else str(r.rerun_status)
+        seen = r.seen.replace("|", "\\|")
+        lines.append(
+            f"| {r.scenario} | `{seen}` | {r.fault_status} | {rerun} | {r.lost} | {r.equal} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = f"npz:{SHARED}" if SHARED.exists() else "skimage:256"
+    parser.add_argument("--data", default=default, help=f"default: {default}")
+    parser.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
+    args = parser.parse_args()
+    np.seterr(all="ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out or tmp)
+        rows = Faults(args.data, root).all()
+    print(f"data: {args.data}; {STEPS} steps, a checkpoint every {EVERY}\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Checkpoints that survive faults: the newest K are kept, a resume takes the newest that loads
+completely, and no checkpoint is written from non-finite weights.
+
+A disk or copy error can truncate the newest file; one previous checkpoint (``keep`` = 2, the
+default) costs a little disk and saves the run. Files are ``checkpoints/step-00001234.ckpt``;
+writes are atomic (``task.AtomicCheckpointIO``), so a kill mid-write leaves only a hidden
+temporary file, never a half checkpoint under a real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..errors import CheckpointError, NonFiniteError
+from ..weights import first_non_finite
+
+log = logging.getLogger("splitbrain.train")
+
+_NAME = re.compile(r"^step-(\d+)\.ckpt$")
+#: What Lightning needs to resume; a file without them did not come from a training run.
+_REQUIRED = ("state_dict", "optimizer_states", "global_step", "loops")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:08d}.ckpt"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint was written at, from its name."""
+    return int(_NAME.match(path.name).group(1))
+
+
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the checkpoints in ``folder``, newest first."""
+    if not folder.is_dir():
+        return []
+    found = [(checkpoint_step(p), p) for p in folder.iterdir() if _NAME.match(p.name)]
+    return sorted(found, reverse=True)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from (one line), or None when it loads completely."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # truncated zip, zero bytes, bit rot: anything torch raises
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"unreadable ({reason})"
+    if not isinstance(state, dict) or any(key not in state for key in _REQUIRED):
+        return "not a training checkpoint (keys missing)"
+    return None
+
+
+def resumable_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint in ``folder`` that loads completely (None when there are none).
+
+    A newer one that does not load is named in a warning and renamed ``*.ckpt.corrupt`` (kept
+    for inspection, out of the rotation). When none loads, CheckpointError, and nothing is
+    renamed or deleted.
+    """
+    if folder.is_dir():
+        for stale in folder.glob(".step-*.ckpt.*.tmp"):  # what a kill during a write leaves
+            log.info("%s: removing an interrupted checkpoint write", stale)
+            stale.unlink(missing_ok=True)
+    found = checkpoints(folder)
+    bad: list[tuple[Path, str]] = []
+    for _, path in found:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            for corrupt, _ in bad:
+                with contextlib.suppress(FileNotFoundError):  # another rank renamed it
+                    corrupt.rename(corrupt.with_name(corrupt.name + ".corrupt"))
+            return path
+        log.warning("%s: %s; trying the checkpoint before it", path, problem)
+        bad.append((path, problem))
+    if bad:
+        listing = "; ".join(f"{path.name}: {problem}" for path, problem in bad)
+        raise CheckpointError(
+            f"{folder}: no checkpoint can be resumed from ({listing}); nothing was deleted: "
+            "move the folder aside to start again"
+        )
+    return None
+
+
+class RollingCheckpoints(L.Callback):
+    """A checkpoint every ``every`` steps and at the end, the newest ``keep`` kept.
+
+    Before writing, the weights are checked: a NaN or infinity stops the run (NonFiniteError)
+    instead of replacing a good checkpoint with a poisoned one.
+    """
+
+    def __init__(self, folder: Path, every: int, keep: int = 2) -> None:
+        if keep < 1:
+            raise ValueError(f"keep at least one checkpoint, got {keep}")
+        self.folder = Path(folder)
+        self.every = every
+        self.keep = keep
+        self.last_saved = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0:
+            self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer, pl_module)
+
+    def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step
+        if step == self.last_saved or step == 0:
+            return
+        poisoned = first_non_finite(pl_module.state_dict())
+        if poisoned is not None:
+            raise NonFiniteError(
+                f"step {step}: {poisoned} is not finite; no checkpoint written, the previous "
+                f"ones in {self.folder} are intact"
+            )
+        trainer.save_checkpoint(checkpoint_path(self.folder, step))
+        self.last_saved = step
+        if trainer.is_global_zero:
+            for _, old in checkpoints(self.folder)[self.keep :]:
+                old.unlink(missing_ok=True)

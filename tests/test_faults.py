@@ -1,0 +1,184 @@
+"""Fault tolerance: every scenario of benchmarks/faults.py, and the parts it is made of."""
+
+import errno
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import splitbrain as sb
+from splitbrain.atomic import atomic_write
+from splitbrain.cli import main
+from splitbrain.data import open_source
+from splitbrain.errors import CheckpointError, NonFiniteError, WriteError
+from splitbrain.train.checkpoints import checkpoints, resumable_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    """The scenarios on 64 random 32 px images, sharing one uninterrupted reference run."""
+    spec = importlib.util.spec_from_file_location("faults", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["faults"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    root = tmp_path_factory.mktemp("faults")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    np.savez(root / "tiny.npz", images=images, labels=np.arange(64) % 4)
+    yield module.Faults(f"npz:{root / 'tiny.npz'}", root)
+    del sys.modules["faults"]
+
+
+def test_sigkill_during_training_resumes_to_the_same_weights(faults):
+    row = faults.sigkill_during_training()
+    assert row.fault_status == -9 and row.rerun_status == 0
+    assert row.seen.startswith("resuming from") and "exactly" in row.seen
+    assert row.lost.startswith("none") and row.equal == "yes"
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_no_half_checkpoint(faults):
+    row = faults.sigkill_during_checkpoint_write()
+    assert row.fault_status == -9 and row.rerun_status == 0
+    assert "step-00000002.ckpt" in row.seen  # the write of step 4 never became a checkpoint
+    assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
+    assert not list((faults.root / "killed-in-write" / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-byte"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(faults, damage):
+    row = faults.damaged_checkpoint(damage)
+    assert row.rerun_status == 0 and row.equal == "yes"
+    assert "step-00000006.ckpt: unreadable" in row.seen
+    assert row.lost.startswith("none")
+
+
+def test_no_loadable_checkpoint_is_one_line_exit_1_and_nothing_deleted(faults):
+    row = faults.no_checkpoint_loads()
+    assert row.rerun_status == 1 and row.lost == "none (nothing deleted)"
+    assert row.seen.startswith("splitbrain: error: ") and "no checkpoint can be resumed" in row.seen
+
+
+def test_a_changed_recipe_is_refused_naming_both_values(faults):
+    row = faults.changed_recipe()
+    assert row.rerun_status == 1 and row.lost == "none (run folder untouched)"
+    assert "--batch-size 8 there, 16 now" in row.seen and "--seed 0 there, 1 now" in row.seen
+
+
+def test_a_nan_loss_stops_the_run_before_anything_is_written(faults):
+    row = faults.nan_loss()
+    assert row.fault_status == 1 and row.rerun_status == 0
+    assert row.seen.startswith("splitbrain: error: step 3: loss ")
+    assert "is nan (last finite value" in row.seen and "at step 2" in row.seen
+    assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
+
+
+def test_a_full_disk_is_one_line_and_resumable(faults):
+    row = faults.disk_full()
+    assert row.fault_status == 1 and row.rerun_status == 0
+    assert row.seen.endswith("step-00000004.ckpt: could not write (No space left on device)")
+    assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
+
+
+def test_bad_files_and_a_bomb_are_skipped_and_counted(faults):
+    bad = faults.bad_files()
+    assert bad.fault_status == 0
+    assert "skipped 3 of 404 images: 1 truncated, 1 empty, 1 not an image" in bad.seen
+    assert "converted 1 (1 palette)" in bad.seen  # the GIF
+    bomb = faults.decompression_bomb()
+    assert bomb.fault_status == 0 and "1 too large" in bomb.seen
+
+
+def test_a_pickle_posing_as_weights_runs_no_code(faults):
+    row = faults.pickle_as_weights()
+    assert row.fault_status == 1 and row.lost == "none (no code ran)"
+    assert "not a safetensors weights file" in row.seen
+
+
+# ------------------------------------------------------------------ the parts
+
+
+def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, capsys):
+    data = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(1)
+    np.savez(data, images=rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
+    base = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
+            "--batch-size", "8", "--workers", "0", "--no-progress",
+            "--out", f"{tmp_path}/r"]  # fmt: skip
+    assert main([*base, "--steps", "4", "--checkpoint-every", "2"]) == 0
+    capsys.readouterr()
+    # more workers, another checkpoint interval and a longer finished run: accepted, logged
+    assert main([*base, "--steps", "6", "--checkpoint-every", "3", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "--checkpoint-every 3 (was 2)" in out and "--workers 1 (was 0)" in out
+    assert "extending the finished run from 4 to 6 steps" in out
+    assert checkpoints(tmp_path / "r" / "checkpoints")[0][0] == 6
+    # a shorter run than the one finished: refused
+    assert main([*base, "--steps", "5"]) == 1
+    assert "holds a run of 6 steps (at step 6); this command asks for 5" in capsys.readouterr().err
+
+
+def test_keeps_the_newest_checkpoints_and_renames_a_corrupt_one(tmp_path, caplog):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    good = {"state_dict": {}, "optimizer_states": [], "global_step": 2, "loops": {}}
+    torch.save(good, folder / "step-00000002.ckpt")
+    (folder / "step-00000004.ckpt").write_bytes(b"PK\x03\x04 half a zip")
+    (folder / ".step-00000006.ckpt.abc.tmp").write_bytes(b"interrupted")
+    with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
+        assert resumable_checkpoint(folder) == folder / "step-00000002.ckpt"
+    assert "step-00000004.ckpt: unreadable" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "step-00000002.ckpt",
+        "step-00000004.ckpt.corrupt",
+    ]
+    torch.save({"state_dict": {}}, folder / "step-00000008.ckpt")  # loads, but is no checkpoint
+    (folder / "step-00000002.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a training checkpoint.*nothing was deleted"):
+        resumable_checkpoint(folder)
+    assert len(list(folder.iterdir())) == 3
+
+
+def test_failed_write_names_the_file_and_keeps_the_previous(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"previous")
+
+    def full_disk(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(WriteError, match=r"file.bin: could not write \(No space left on device\)"):
+        atomic_write(target, full_disk)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_weights_with_nan_are_never_written(tmp_path):
+    model = sb.build("splitbrain", preset="small", width=0.125)
+    with torch.no_grad():
+        model.encoders[1].tower.layers.conv1[0].weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match="not written, encoders.1.*holds a NaN or infinity"):
+        sb.save(model, tmp_path / "w.safetensors")
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_folders_find_gif_and_other_photo_formats(tmp_path):
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    frames = [Image.fromarray(pixels).convert("P"), Image.new("P", (16, 12), 3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(pixels).save(tmp_path / "b.ppm")
+    Image.fromarray(pixels).save(tmp_path / "c.tga")
+    Image.fromarray(pixels).save(tmp_path / "d.jfif", format="JPEG")
+    source = open_source(f"folder:{tmp_path}")
+    assert len(source) == 4
+    first_frame = np.array(frames[0].convert("RGB"))
+    np.testing.assert_array_equal(source[0], first_frame)
+    np.testing.assert_array_equal(source[1], pixels)
+    np.testing.assert_array_equal(source[2], pixels)
