@@ -47,10 +47,12 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
 def checkpoint_problem(path: Path) -> str | None:
     """Why ``path`` cannot be resumed from (one line), or None when it loads completely."""
     try:
+        if path.stat().st_size == 0:
+            return "empty (0 bytes)"
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # truncated zip, zero bytes, bit rot: anything torch raises
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"unreadable ({reason})"
+    except Exception as error:  # truncated zip, bit rot: anything torch raises
+        text = str(error).strip() or type(error).__name__
+        return f"unreadable ({text.splitlines()[0].split('. ')[0]})"  # torch adds advice
     if not isinstance(state, dict) or any(key not in state for key in _REQUIRED):
         return "not a training checkpoint (keys missing)"
     return None
