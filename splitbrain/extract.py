@@ -35,7 +35,7 @@ PAPER_GRID = {
     "conv5": 6,
     "pool5": 6,
 }
-PAPER_PRESETS = ("paper", "transfer")
+PAPER_PRESETS = ("paper", "transfer", "caffe")
 TARGET_DIMS = 9000
 
 

@@ -48,6 +48,20 @@ PRESETS: dict[str, Geometry] = {
         "fc6": (6, 1, 0),
         "fc7": (1, 1, 0),
     },
+    # The authors' released Caffe deploy files (docs/INTEROP.md): "transfer" with the paper's
+    # dilated fc6, so 227 input -> fc6/fc7 at 6x6.
+    "caffe": {
+        "conv1": (11, 4, 0),
+        "pool1": (3, 2, 0),
+        "conv2": (5, 1, 2),
+        "pool2": (3, 2, 0),
+        "conv3": (3, 1, 1),
+        "conv4": (3, 1, 1),
+        "conv5": (3, 1, 1),
+        "pool5": (3, 2, 0),
+        "fc6": (6, 1, 5, 2),
+        "fc7": (1, 1, 0),
+    },
     # 32-96 px images (CIFAR-10, STL-10): side s -> s/4 grid. conv1 3x3 stride 1 keeps the
     # few input pixels, pools 1 and 2 halve the side like the paper's, conv2 is 3x3 (a 5x5 at
     # this resolution costs 3x the FLOPs for a receptive field the small images do not need),
@@ -65,12 +79,12 @@ PRESETS: dict[str, Geometry] = {
         "fc7": (1, 1, 0),
     },
 }
-PRESET_INPUT = {"paper": 180, "transfer": 227, "small": 32}
+PRESET_INPUT = {"paper": 180, "transfer": 227, "caffe": 227, "small": 32}
 # The paper resizes to 256 and crops 180; other presets keep that ratio, except that small
 # images (CIFAR) are padded by the usual 4 pixels' worth of resize instead of upscaled 1.4x.
-PRESET_RESIZE = {"paper": 256, "transfer": 256, "small": 36}
+PRESET_RESIZE = {"paper": 256, "transfer": 256, "caffe": 256, "small": 36}
 CONV_CHANNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
-FC_CHANNELS = {"paper": 4096, "transfer": 4096, "small": 1024}
+FC_CHANNELS = {"paper": 4096, "transfer": 4096, "caffe": 4096, "small": 1024}
 CONV_LAYERS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")
 FC_LAYERS = ("fc6", "fc7")
 

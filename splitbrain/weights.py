@@ -35,8 +35,9 @@ def first_non_finite(tensors: Mapping[str, Tensor]) -> str | None:
     return None
 
 
-def save(model: SplitBrain, path: str | os.PathLike) -> Path:
-    """Write the model's weights and configuration to ``path`` (safetensors), atomically.
+def save(model: SplitBrain, path: str | os.PathLike, source: str | None = None) -> Path:
+    """Write the model's weights and configuration to ``path`` (safetensors), atomically;
+    ``source`` says where weights not trained here came from (``splitbrain info`` shows it).
     Weights holding a NaN or infinity are refused (NonFiniteError): such a file is useless
     and would replace a good one."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -44,17 +45,24 @@ def save(model: SplitBrain, path: str | os.PathLike) -> Path:
     if poisoned is not None:
         raise NonFiniteError(f"{path}: not written, {poisoned} holds a NaN or infinity")
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    if source is not None:
+        metadata["source"] = source
     data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def read_config(path: str | os.PathLike) -> ModelConfig:
-    """The model configuration stored in a weights file."""
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file (``config``, ``format``, and ``source`` if set)."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
+            return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsFileError(f"{path}: not a safetensors weights file ({error})") from None
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """The model configuration stored in a weights file."""
+    metadata = read_metadata(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise WeightsFileError(f"{path}: a safetensors file without splitbrain metadata")
     try:

@@ -15,12 +15,26 @@ from .. import __version__
 from ..data import DatasetError
 from ..errors import RunError, WriteError
 from ..weights import WeightsFileError
-from . import colorize, export, extract, finetune, info, knn, prepare, pretrain, probe, rgbd
+from . import (
+    colorize,
+    export,
+    extract,
+    finetune,
+    import_caffe,
+    info,
+    knn,
+    prepare,
+    pretrain,
+    probe,
+    rgbd,
+)
 from .common import ArgumentParser, UsageError, positive
 
 __all__ = ["ArgumentParser", "UsageError", "build_parser", "main", "positive"]
 
-COMMANDS = (prepare, pretrain, probe, knn, finetune, colorize, extract, export, rgbd, info)
+COMMANDS = (
+    prepare, pretrain, probe, knn, finetune, colorize, extract, export, import_caffe, rgbd, info
+)  # fmt: skip
 
 
 def build_parser() -> ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import count_parameters
-from ..weights import load
+from ..weights import load, read_metadata
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -26,4 +26,7 @@ def run(args: argparse.Namespace) -> int:
         targets = ", ".join(f"{t.name} ({t.loss})" for t in spec.half.targets)
         print(f"  {spec.half.name}: width {spec.width}, inputs {spec.half.inputs} -> {targets}")
     print(f"  layers: {', '.join(model.layer_names)}")
+    source = read_metadata(args.weights).get("source")
+    if source:
+        print(f"  from: {source}")
     return 0

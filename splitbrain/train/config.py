@@ -18,7 +18,7 @@ log = logging.getLogger("splitbrain.train")
 # The ECCV16 AlexNet recipe (SPEC section 4): lr steps at 240k, 300k, 400k of 450k iterations.
 LR_MILESTONES = (240 / 450, 300 / 450, 400 / 450)
 LR_FACTORS = (1.0, 1 / 3, 1 / 10, 1 / 30)  # 3e-5 -> 1e-5 -> 3e-6 -> 1e-6
-DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "small": 1e-3}
+DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "caffe": 3e-5, "small": 1e-3}
 #: Settings that change the model or the sample stream: a run folder holding another value is
 #: not resumed (the resumed run would not be the run it continues). ``steps``/``epochs`` are
 #: judged by ``check_length``; every other setting may change between sittings.

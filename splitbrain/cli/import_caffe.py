@@ -1,0 +1,45 @@
+"""``splitbrain import-caffe``: the authors' released Caffe weights as a splitbrain weights file."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "import-caffe",
+        help="convert the authors' released split-brain .caffemodel (no Caffe needed)",
+        description="Read MODEL.caffemodel and the deploy prototxt it goes with (deploy_lab."
+        "prototxt or deploy.prototxt of richzhang/splitbrainauto) and write the equivalent "
+        "splitbrain model (two towers, preset caffe: 227 px, fc6/fc7 at 6x6) as safetensors, "
+        "recording the caffemodel's SHA-256. Evaluate it like any weights file, e.g. "
+        "splitbrain probe --weights W. The released files hold no prediction heads: the model "
+        "gives features, not colours. See docs/INTEROP.md.",
+    )
+    p.add_argument("caffemodel", help="the .caffemodel file")
+    p.add_argument("--prototxt", required=True, help="its deploy .prototxt")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument(
+        "--full-width", action="store_true",
+        help="one full-width Lab network instead of two towers (for files whose halves are "
+        "joined by non-zero weights)",
+    )  # fmt: skip
+    return [p]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.caffe_import import import_caffe
+    from ..models import count_parameters
+    from ..weights import save
+
+    if not args.out.endswith(".safetensors"):
+        raise UsageError(f"--out {args.out}: the file name must end in .safetensors")
+    model, source = import_caffe(args.caffemodel, args.prototxt, args.full_width)
+    path = save(model, args.out, source=source)
+    print(
+        f"{path}: variant {model.config.variant}, preset caffe, "
+        f"{count_parameters(model):,} parameters, from {source}"
+    )
+    return 0
