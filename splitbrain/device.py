@@ -11,7 +11,9 @@ def device_for(name: str, option: str = "--device") -> torch.device:
     """The device ``name`` means; ``option`` is the command-line option it came from."""
     if name in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"{option} {name}: no CUDA device is available")
+            raise ValueError(
+                f"{option} {name}: no GPU here (torch sees no CUDA device); use {option} cpu"
+            )
         return torch.device("cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -164,7 +164,8 @@ def test_too_many_bad_files_stop_the_run_with_a_clear_message(tmp_path):
         scan_source(src, progress=False)
     assert str(error.value) == (
         f"1.6% of 61 images in folder:{tmp_path} (split all) are unusable (limit 1%): "
-        f"1 not an image; first few: {tmp_path / 'zzz_broken.jpg'}: not an image"
+        f"1 not an image; first few: {tmp_path / 'zzz_broken.jpg'}: not an image; to train "
+        "on the rest anyway, raise --max-bad-fraction (now 0.01)"
     )
     assert scan_source(src, max_bad_fraction=0.02, progress=False).skipped == {"not an image": 1}
 

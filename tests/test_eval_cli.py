@@ -121,3 +121,66 @@ def test_argument_errors_exit_2_with_one_line(npz, argv, message, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_every_weights_file_is_checked_before_any_work(npz, tmp_path, capsys):
+    out = tmp_path / "never"
+    run_folder = npz["weights"].parent
+    (run_folder / "checkpoints").mkdir(exist_ok=True)
+    checkpoint = run_folder / "checkpoints" / "step-00000010.ckpt"
+    checkpoint.write_bytes(b"")
+    cases = [
+        (tmp_path / "typo.safetensors", "typo.safetensors: no such file"),
+        (run_folder, f"{run_folder} is a run folder; use {npz['weights']}"),
+        (checkpoint, f"{checkpoint} is a training checkpoint; use {npz['weights']}"),
+    ]
+    for second, message in cases:
+        argv = ["knn", "--weights", str(npz["weights"]), str(second), *data_args(npz),
+                "--out", str(out), *FAST]  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+        assert captured.out == ""  # not even the data was opened
+    assert not out.exists()
+
+
+def test_rows_with_the_same_name_are_refused_with_a_hint(npz, tmp_path, capsys):
+    other = tmp_path / "b" / "run" / "weights.safetensors"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(npz["weights"].read_bytes())
+    with pytest.raises(SystemExit):
+        main(["knn", "--weights", str(npz["weights"]), str(other), *data_args(npz), *FAST])
+    error = capsys.readouterr().err
+    assert "two rows named 'run'" in error and f"run-2={other}" in error
+
+
+def test_an_earlier_report_is_kept_and_rows_are_written_as_they_are_done(
+    npz, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "knn"
+    argv = ["knn", "--weights", str(npz["weights"]), *data_args(npz), "--out", str(out), *FAST]
+    assert main(argv) == 0
+    first = (out / "knn.json").read_text()
+    assert main(argv) == 0
+    assert f"{out} holds an earlier knn report; this one goes to {out}-2" in capsys.readouterr().out
+    assert (out / "knn.json").read_text() == first and (tmp_path / "knn-2" / "knn.json").exists()
+    assert main([*argv, "--overwrite"]) == 0 and not (tmp_path / "knn-3").exists()
+
+    import splitbrain.evaluate as evaluate
+
+    opened = evaluate.open_model
+
+    def second_model_fails(spec, *args):
+        if spec.startswith("broken="):
+            raise ValueError(f"{spec}: cannot be evaluated")
+        return opened(spec, *args)
+
+    monkeypatch.setattr(evaluate, "open_model", second_model_fails)
+    later = tmp_path / "later"
+    argv = ["knn", "--weights", str(npz["weights"]), "broken=gaussian:small:0.125",
+            *data_args(npz), "--out", str(later), *FAST]  # fmt: skip
+    assert main(argv) == 1
+    report = json.loads((later / "knn.json").read_text())
+    assert list(report["tables"][0]["rows"]) == ["run"]  # the first model's row was kept

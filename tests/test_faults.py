@@ -183,3 +183,48 @@ def test_folders_find_gif_and_other_photo_formats(tmp_path):
     np.testing.assert_array_equal(source[0], first_frame)
     np.testing.assert_array_equal(source[1], pixels)
     np.testing.assert_array_equal(source[2], pixels)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("fodler:photos", "fodler:photos: unknown format 'fodler'; known: folder, cifar10"),
+        ("{tmp}/one.jpg", "one.jpg is a single image; data is a folder of images"),
+        ("{tmp}/w.safetensors", "w.safetensors is a weights file, not data; pass it as --weights"),
+    ],
+)
+def test_data_that_is_not_data_says_what_to_do(tmp_path, capsys, data, message):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
+    sb.save(sb.build("gaussian", preset="small", width=0.125), tmp_path / "w.safetensors")
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", data.format(tmp=tmp_path), "--preset", "small", "--out", str(out)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_a_run_that_failed_before_its_first_step_does_not_block_its_folder(tmp_path, capsys):
+    data = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(2)
+    np.savez(data, images=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("variant: l2ab-cl\nbatch_size: 64\n")  # and nothing else
+    argv = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
+            "--batch-size", "8", "--steps", "2", "--workers", "0", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "no checkpoint yet; starting it again" in capsys.readouterr().out
+
+
+def test_asking_for_a_gpu_where_there_is_none_says_use_cpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["pretrain", "--accelerator", "gpu", "--precision", "32-true", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("--accelerator gpu: no GPU here (torch sees no CUDA device); "
+                          "use --accelerator cpu")  # fmt: skip
+    assert not (tmp_path / "config.yaml").exists()

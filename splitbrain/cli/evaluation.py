@@ -54,7 +54,12 @@ def add_eval_arguments(
             default=layers,
             help=f"comma-separated layers, or 'all' for every layer a model has (default {layers})",
         )
-    p.add_argument("--out", default=out, help=f"folder for the report (default {out})")
+    p.add_argument(
+        "--out", default=out,
+        help=f"folder for the report (default {out}); one that holds a report of this command "
+        "is kept and a new folder made beside it, unless --overwrite",
+    )  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the report in --out")
     p.add_argument(
         "--batch-size",
         type=positive(int),
@@ -127,14 +132,72 @@ def parse_layers(text: str) -> list[str] | None:
 
 
 def check_common(args: argparse.Namespace) -> list[str] | None:
-    """Reject nonsensical common arguments; returns the --layers list (None: all)."""
+    """Reject nonsensical common arguments and models that cannot be opened, and choose the
+    report folder, all before any work; returns the --layers list (None: all)."""
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if not 0 <= args.max_bad_fraction <= 1:
         raise UsageError("--max-bad-fraction must be between 0 and 1")
     if args.crop and args.resize and args.resize < args.crop:
         raise UsageError(f"--resize {args.resize} is smaller than --crop {args.crop}")
-    return parse_layers(args.layers) if hasattr(args, "layers") else None
+    layers = parse_layers(args.layers) if hasattr(args, "layers") else None
+    check_weights(args.weights)
+    args.out = str(report_folder(Path(args.out), args.command, args.overwrite))
+    return layers
+
+
+def weights_problem(path: Path) -> str | None:
+    """Why ``path`` is not a weights file, with the fix where there is one (None: it is)."""
+    from ..weights import WeightsFileError, read_config
+
+    if path.is_dir():
+        inside = path / "weights.safetensors"
+        if inside.exists():
+            return f"{path} is a run folder; use {inside}"
+        return f"{path} is a folder, not a weights file"
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.suffix == ".ckpt":
+        run = path.parent.parent / "weights.safetensors"
+        hint = f"use {run}" if run.exists() else "use the weights.safetensors of its run folder"
+        return f"{path} is a training checkpoint; {hint}"
+    try:
+        read_config(path)
+    except WeightsFileError as error:
+        return str(error)
+    return None
+
+
+def check_weights(specs: list[str]) -> None:
+    """Every --weights opens (files: their header; baselines: their spec) and names a row of
+    its own; UsageError otherwise, before any data is read or model evaluated."""
+    from ..evaluate.baselines import parse_baseline, split_name
+
+    seen: dict[str, str] = {}
+    for spec in specs:
+        name, model = split_name(spec)
+        if parse_baseline(model) is None and (problem := weights_problem(Path(model))):
+            raise UsageError(f"--weights {problem}")
+        if name in seen:
+            raise UsageError(
+                f"--weights: two rows named {name!r} ({seen[name]} and {spec}); name each "
+                f"row as NAME=W, e.g. {name}-2={model}"
+            )
+        seen[name] = spec
+
+
+def report_folder(out: Path, command: str, overwrite: bool) -> Path:
+    """``out``, or when it holds a report of ``command`` already (and not ``overwrite``), the
+    first free ``out-2``, ``out-3``, ...: an earlier report is never replaced unasked."""
+    if overwrite or not (out / f"{command}.json").exists():
+        return out
+    k = 2
+    while (out.with_name(f"{out.name}-{k}") / f"{command}.json").exists():
+        k += 1
+    new = out.with_name(f"{out.name}-{k}")
+    print(f"{out} holds an earlier {command} report; this one goes to {new} (--overwrite "
+          "replaces it)")  # fmt: skip
+    return new
 
 
 def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:
@@ -159,19 +222,24 @@ def column_order(per_model: list[list[str]]) -> list[str]:
 
 
 def evaluate_models(
-    args: argparse.Namespace, data: LabelledData, evaluate: Callable[[str, SplitBrain], Result]
-) -> list[tuple[Result, float]]:
+    args: argparse.Namespace,
+    data: LabelledData,
+    evaluate: Callable[[str, SplitBrain], Result],
+    report: Callable[[list[tuple[Result, float]], bool], None],
+) -> None:
     """``evaluate(name, model)`` for every ``--weights`` model (a file or a baseline), in
-    order, each with the seconds its model took to load (or to build and initialise)."""
+    order, each with the seconds its model took to load (or to build and initialise);
+    ``report(done, final)`` writes the report after every model, so that a failure later in
+    the list keeps the rows already measured."""
     from ..evaluate import open_model
 
-    results = []
-    for spec in args.weights:
+    results: list[tuple[Result, float]] = []
+    for index, spec in enumerate(args.weights):
         start = time.perf_counter()
         name, model = open_model(spec, data, args.seed, args.preset)
         opened = time.perf_counter() - start
         results.append((evaluate(name, model), opened))
-    return results
+        report(results, index == len(args.weights) - 1)
 
 
 def data_settings(args: argparse.Namespace) -> dict[str, str]:
@@ -187,9 +255,11 @@ def write_tables(
     settings: dict[str, Any],
     models: list[dict[str, Any]],
     plotted: list[Table] | None = None,
-) -> int:
-    """The report of one evaluation command in ``--out``, and its tables on the terminal.
-    ``models`` are the per-model records, in the order of ``--weights``."""
+    final: bool = True,
+) -> None:
+    """The report of one evaluation command in ``--out`` (the models done so far), and when
+    ``final`` its tables on the terminal. ``models`` are the per-model records, in the order
+    of ``--weights``."""
     from ..evaluate import write_report
 
     meta = {
@@ -197,11 +267,11 @@ def write_tables(
         "settings": settings,
         "models": [
             {"name": m["name"], "weights": spec, **m}
-            for m, spec in zip(models, args.weights, strict=True)
+            for m, spec in zip(models, args.weights, strict=False)
         ],
     }
     paths = write_report(Path(args.out), command, title, tables, meta, plotted)
-    for table in tables:
-        print(table.text())
-    print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
-    return 0
+    if final:
+        for table in tables:
+            print(table.text())
+        print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")

@@ -89,36 +89,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
         return result
 
-    results = [result for result, _ in evaluate_models(args, data, tune)]
-    tables = [
-        Table(
-            f"{metric} (%)",
-            sorted({r.head_layer for r in results}),
-            {r.name: {r.head_layer: r.scores[metric]} for r in results},
-        )
-        for metric in results[0].scores
-    ]
-    settings = {
-        **data_settings(args),
-        "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
-        "precision": config.precision,
-        "epochs": config.epochs,
-        "lr": config.lr,
-        "batch size": config.batch_size,
-        "weight decay": config.weight_decay,
-        "seed": config.seed,
-        "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
-    }
-    models = [
-        {
-            "name": r.name,
-            "head_layer": r.head_layer,
-            "scores": r.scores,
-            "per_class_ap": r.per_class_ap,
-            "train_items": r.train_items,
-            "test_items": r.test_items,
-            "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+    def report(done: list, final: bool) -> None:
+        results = [result for result, _ in done]
+        tables = [
+            Table(
+                f"{metric} (%)",
+                sorted({r.head_layer for r in results}),
+                {r.name: {r.head_layer: r.scores[metric]} for r in results},
+            )
+            for metric in results[0].scores
+        ]
+        settings = {
+            **data_settings(args),
+            "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
+            "precision": config.precision,
+            "epochs": config.epochs,
+            "lr": config.lr,
+            "batch size": config.batch_size,
+            "weight decay": config.weight_decay,
+            "seed": config.seed,
+            "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
         }
-        for r in results
-    ]
-    return write_tables(args, "finetune", "Fine-tuning", tables, settings, models)
+        models = [
+            {
+                "name": r.name,
+                "head_layer": r.head_layer,
+                "scores": r.scores,
+                "per_class_ap": r.per_class_ap,
+                "train_items": r.train_items,
+                "test_items": r.test_items,
+                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+            }
+            for r in results
+        ]
+        write_tables(args, "finetune", "Fine-tuning", tables, settings, models, final=final)
+
+    evaluate_models(args, data, tune, report)
+    return 0

@@ -58,23 +58,30 @@ def run(args: argparse.Namespace) -> int:
             args.accelerator, args.crop, args.resize, name, chosen,
         )  # fmt: skip
 
-    results = [result for result, _ in evaluate_models(args, data, knn)]
-    columns = column_order([list(r.top1[ks[0]]) for r in results])
-    tables = [Table(f"top-1 k={k} (%)", columns, {r.name: r.top1[k] for r in results}) for k in ks]
-    if any(r.top5 for r in results):
-        tables += [
-            Table(f"top-5 k={k} (%)", columns, {r.name: r.top5[k] for r in results}) for k in ks
+    def report(done: list, final: bool) -> None:
+        results = [result for result, _ in done]
+        columns = column_order([list(r.top1[ks[0]]) for r in results])
+        tables = [
+            Table(f"top-1 k={k} (%)", columns, {r.name: r.top1[k] for r in results}) for k in ks
         ]
-    settings = {
-        **data_settings(args),
-        "precision": chosen,
-        "k": list(ks),
-        "temperature": args.temperature,
-        "features": "spatial average, unit length, cosine similarity",
-        "classes": data.num_classes,
-    }
-    models = [
-        {"name": r.name, "train_items": r.train_items, "test_items": r.test_items} for r in results
-    ]
-    plotted = tables[: len(ks)]
-    return write_tables(args, "knn", "kNN classification", tables, settings, models, plotted)
+        if any(r.top5 for r in results):
+            tables += [
+                Table(f"top-5 k={k} (%)", columns, {r.name: r.top5[k] for r in results}) for k in ks
+            ]
+        settings = {
+            **data_settings(args),
+            "precision": chosen,
+            "k": list(ks),
+            "temperature": args.temperature,
+            "features": "spatial average, unit length, cosine similarity",
+            "classes": data.num_classes,
+        }
+        models = [
+            {"name": r.name, "train_items": r.train_items, "test_items": r.test_items}
+            for r in results
+        ]
+        plotted = tables[: len(ks)]
+        write_tables(args, "knn", "kNN classification", tables, settings, models, plotted, final)
+
+    evaluate_models(args, data, knn, report)
+    return 0

@@ -81,34 +81,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {scores} ({result.seconds['total']:.0f} s)")
         return result
 
-    results = []
-    for result, opened in evaluate_models(args, data, probe):
-        result.seconds["model"] = opened  # loading, or building and initialising a baseline
-        results.append(result)
-    columns = column_order([list(r.top1) for r in results])
-    tables = [Table("top-1 (%)", columns, {r.name: r.top1 for r in results})]
-    if any(r.top5 for r in results):
-        tables.append(Table("top-5 (%)", columns, {r.name: r.top5 for r in results}))
-    settings = {
-        "mode": config.mode,
-        **data_settings(args),
-        "precision": config.precision,
-        "epochs": config.epochs,
-        "lr": config.lr,
-        "batch size": config.batch_size,
-        "weight decay": config.weight_decay,
-        "classes": data.num_classes,
-        "seed": config.seed,
-    }
-    models = [
-        {
-            "name": r.name,
-            "grids": describe_grids(r.grids),
-            "train_items": r.train_items,
-            "test_items": r.test_items,
-            "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+    def report(done: list, final: bool) -> None:
+        results = []
+        for result, opened in done:
+            result.seconds["model"] = opened  # loading, or building and initialising a baseline
+            results.append(result)
+        columns = column_order([list(r.top1) for r in results])
+        tables = [Table("top-1 (%)", columns, {r.name: r.top1 for r in results})]
+        if any(r.top5 for r in results):
+            tables.append(Table("top-5 (%)", columns, {r.name: r.top5 for r in results}))
+        settings = {
+            "mode": config.mode,
+            **data_settings(args),
+            "precision": config.precision,
+            "epochs": config.epochs,
+            "lr": config.lr,
+            "batch size": config.batch_size,
+            "weight decay": config.weight_decay,
+            "classes": data.num_classes,
+            "seed": config.seed,
         }
-        for r in results
-    ]
-    print(f"\nmode: {config.mode}")
-    return write_tables(args, "probe", "Linear probe", tables, settings, models)
+        models = [
+            {
+                "name": r.name,
+                "grids": describe_grids(r.grids),
+                "train_items": r.train_items,
+                "test_items": r.test_items,
+                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
+            }
+            for r in results
+        ]
+        if final:
+            print(f"\nmode: {config.mode}")
+        write_tables(args, "probe", "Linear probe", tables, settings, models, final=final)
+
+    evaluate_models(args, data, probe, report)
+    return 0

@@ -111,7 +111,8 @@ def scan_source(
         raise DatasetError(
             f"{n_bad / len(source):.1%} of {len(source):,} images in {source.spec} "
             f"(split {source.split}) are unusable (limit {max_bad_fraction * 100:g}%): "
-            f"{count_listing(skipped)}; first few: {'; '.join(first)}"
+            f"{count_listing(skipped)}; first few: {'; '.join(first)}; to train on the rest "
+            f"anyway, raise --max-bad-fraction (now {max_bad_fraction:g})"
         )
     logger.info("%s: %s", source.spec, log.summary())
     return log

@@ -13,7 +13,7 @@ from .builtin import DEFAULT_COUNT, SkimageSource
 from .cifar import LAYOUTS, CifarSource
 from .download import ARCHIVES, default_cache_dir, extract_stl10, fetch
 from .errors import DatasetError
-from .folder import FolderSource
+from .folder import IMAGE_EXTENSIONS, FolderSource
 from .npz import NpzSource
 from .shards import ShardSource, prepared_folder
 from .stl10 import Stl10Source
@@ -44,6 +44,13 @@ def detect_format(path: Path) -> str:
     if path.is_file():
         if path.suffix == ".npz":
             return "npz"
+        if path.suffix == ".safetensors":
+            raise DatasetError(f"{path} is a weights file, not data; pass it as --weights")
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise DatasetError(
+                f"{path} is a single image; data is a folder of images: put the images in a "
+                "folder and pass the folder"
+            )
         if _is_tarball(path):
             try:
                 with tarfile.open(path, "r:*") as tar:
@@ -129,6 +136,12 @@ def open_source(
             raise DatasetError(f"skimage:{path}: expected skimage:N with N a number") from None
         return SkimageSource(count, split)
     if fmt is None:
+        prefix, sep, _ = spec.partition(":")
+        if sep and len(prefix) > 1 and prefix.isalnum() and not Path(spec).expanduser().exists():
+            raise DatasetError(
+                f"{spec}: unknown format {prefix!r}; known: {', '.join(FORMATS)} "
+                "(or a path whose format is detected)"
+            )
         fmt = detect_format(Path(path).expanduser())
     if fmt in ("folder", "npz", "shards"):
         if not path:

@@ -84,8 +84,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.resize, self.crop = input_geometry(self.preset, self.crop, self.resize)
         self.lr = self.lr or DEFAULT_LR[self.preset]
-        if self.precision is None and self.accelerator in ("auto", "cpu", "gpu", "cuda"):
-            device = device_for(self.accelerator, "--accelerator")
+        known = self.accelerator in ("auto", "cpu", "gpu", "cuda")
+        device = device_for(self.accelerator, "--accelerator") if known else None  # fail early
+        if self.precision is None and device is not None:
             self.precision, self.precision_reason = default_precision(device)
         elif not self.precision_reason:
             self.precision_reason = "asked for"
@@ -137,6 +138,12 @@ def check_recipe(out: Path, config: TrainConfig) -> None:
     naming each setting with both values); log the settings that change and may."""
     previous = saved_settings(out)
     if previous is None:
+        return
+    started = (
+        any((out / "checkpoints").glob("step-*.ckpt")) or (out / "weights.safetensors").exists()
+    )
+    if not started:  # it stopped before its first checkpoint: nothing to resume or protect
+        log.info("%s: no checkpoint yet; starting it again with this command's settings", out)
         return
     now = config.to_dict()
     changed = [k for k in now if k not in _UNCOMPARED and previous.get(k) != now[k]]
