@@ -192,13 +192,11 @@ def test_learning_rate_follows_the_recipes_steps():
 
 
 def test_rebalance_option_weights_the_loss_by_the_runs_bin_prior(tmp_path, tiny_npz, caplog):
-    args = build_parser().parse_args(["pretrain", "--data", "x", "--rebalance"])
-    assert config_from_args(args).rebalance == 0.5
-    args = build_parser().parse_args(["pretrain", "--data", "x", "--rebalance", "0.25"])
+    given = ["pretrain", "--data", "x", "--preset", "small"]
+    assert config_from_args(build_parser().parse_args([*given, "--rebalance"])).rebalance == 0.5
+    args = build_parser().parse_args([*given, "--rebalance", "0.25"])
     assert config_from_args(args).rebalance == 0.25
-    assert (
-        config_from_args(build_parser().parse_args(["pretrain", "--data", "x"])).rebalance is None
-    )
+    assert config_from_args(build_parser().parse_args(given)).rebalance is None
     common = {
         "data": f"npz:{tiny_npz}", "preset": "small", "width": 0.125, "steps": 3,
         "batch_size": 8, "workers": 0, "progress": False,

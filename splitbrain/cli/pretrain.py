@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
 from ..variants import VARIANTS
 from .common import UsageError, positive
+
+log = logging.getLogger("splitbrain.cli")
 
 if TYPE_CHECKING:
     from ..train import TrainConfig
@@ -50,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="network geometry: paper (180 px), transfer (227 px), small (32-96 px)",
+        help="network geometry: paper (180 px), transfer (227 px), caffe (227 px), small "
+        "(32-96 px); default: chosen from the data (small when the median shorter side is at "
+        "most 96 px, paper above)",
     )
     p.add_argument(
         "--split",
@@ -171,11 +176,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.rebalance is not None and args.rebalance > 1:
         raise UsageError(f"--rebalance: the mix with uniform is at most 1, got {args.rebalance}")
     steps = args.steps or (None if args.epochs else defaults.get("steps"))
+    preset = args.preset or defaults.get("preset") or preset_from_data(args)
     return TrainConfig(
         data=args.data or DEMO["data"],
         out=args.out,
         variant=args.variant,
-        preset=args.preset or defaults.get("preset", "paper"),
+        preset=preset,
         split=args.split,
         width=args.width or defaults.get("width", 1.0),
         init=args.init,
@@ -203,6 +209,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         download=args.download,
         progress=not args.no_progress,
     )
+
+
+def preset_from_data(args: argparse.Namespace) -> str:
+    """Without --preset: the preset that fits the images of --data (``train.data.preset_for``),
+    said in one line; RGB-D data keeps the paper's."""
+    from ..data import open_channels, open_source
+    from ..train.data import preset_for
+
+    kind = get_split(args.split).space.data
+    if kind == "rgbd":
+        return "paper"
+    source = open_source(args.data, "train", args.download) if kind == "images" else (
+        open_channels(args.data)
+    )  # fmt: skip
+    preset, why = preset_for(source)
+    log.info("preset: %s (%s; --preset chooses another)", preset, why)
+    return preset
 
 
 def run(args: argparse.Namespace) -> int:

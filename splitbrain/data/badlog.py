@@ -8,10 +8,12 @@ several epochs counts once, and a scan's findings tell the dataset which items t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from .base import ImageSource
 from .decode import CONVERSIONS, SKIP_REASONS
 
@@ -28,11 +30,19 @@ def count_listing(counts: dict[str, int]) -> str:
 
 
 class BadImageLog:
-    """Per-item decode outcomes of one source; ``summary()`` is the line a run prints."""
+    """Per-item decode outcomes of one source; ``summary()`` is the line a run prints.
+
+    The first ``LOGGED`` skipped items of each process are logged by name, the rest only
+    counted (a folder of thousands of broken files must not bury the console);
+    ``write_listing`` writes them all to a file.
+    """
+
+    LOGGED = 10
 
     def __init__(self) -> None:
         self.source: str | None = None
         self._state: torch.Tensor | None = None  # uint8 (N,) codes into _STATES, shared memory
+        self._logged = 0
 
     def bind(self, source: ImageSource) -> None:
         """Size the record for ``source``; a log belongs to one source (one per dataset)."""
@@ -50,7 +60,12 @@ class BadImageLog:
         state = "ok" if outcome is None else outcome
         self._state[i] = _CODE[state]
         if state in SKIP_REASONS:
-            logger.warning("skipping %s: %s%s", name or i, state, f" ({detail})" if detail else "")
+            self._logged += 1
+            if self._logged <= self.LOGGED:
+                why = f" ({detail})" if detail else ""
+                logger.warning("skipping %s: %s%s", name or i, state, why)
+            elif self._logged == self.LOGGED + 1:
+                logger.warning("skipping more items: counted, not listed here")
 
     def _counts(self) -> dict[str, int]:
         if self._state is None:
@@ -90,6 +105,15 @@ class BadImageLog:
         if self._state is None:
             raise RuntimeError("BadImageLog.good_indices before bind(source)")
         return np.flatnonzero(self._state.numpy() < _FIRST_SKIP)
+
+    def write_listing(self, source: ImageSource, path: str | Path) -> Path | None:
+        """Every item skipped so far, one "name<TAB>reason" line each, into ``path`` (None,
+        and no file, when none was skipped)."""
+        bad = self.bad_indices()
+        if not len(bad):
+            return None
+        lines = [f"{source.name(int(i))}\t{_STATES[self._state[i]]}" for i in bad]
+        return atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
     def summary(self) -> str:
         """E.g. "skipped 3 of 1,000 images: 2 truncated, 1 empty; converted 4 (4 palette)"."""

@@ -20,6 +20,8 @@ from .errors import BadImage, DatasetError
 logger = logging.getLogger("splitbrain.data")
 
 CHUNK = 256
+#: With a hint to give, a scan stops as soon as this many items are all too small.
+EARLY = 20
 #: Below this many files, starting worker processes costs more than it saves.
 PARALLEL_FROM = 2000
 
@@ -81,13 +83,15 @@ def scan_source(
     min_side: int = 1,
     workers: int | None = None,
     progress: bool = True,
+    too_small_hint: str | None = None,
 ) -> BadImageLog:
     """Decode every item of ``source``; return their outcomes, raise if too many are unusable.
 
     Items whose shorter side is under ``min_side`` count as unusable ("too small"); pass half
     the training crop. ``workers`` processes decode files (default: all cores for sources that
     decode files, none for in-memory ones). Raises DatasetError when more than
-    ``max_bad_fraction`` of the items are unusable.
+    ``max_bad_fraction`` of the items are unusable, and, with ``too_small_hint`` (the fix to
+    name), as soon as the first ``EARLY`` or more items checked are all too small.
     """
     log = BadImageLog()
     log.bind(source)
@@ -97,6 +101,7 @@ def scan_source(
         workers = 1
     first: list[str] = []
     chunks = _outcomes(source, min_side, workers)
+    seen = too_small = 0
     for chunk in _progress(chunks, len(source), f"scanning {source.spec}", progress):
         for i, result, detail in chunk:
             if result in SKIP_REASONS:
@@ -105,6 +110,12 @@ def scan_source(
                     first.append(f"{source.name(i)}: {result}")
             else:
                 log.record(i, result)
+            seen, too_small = seen + 1, too_small + (result == "too small")
+        if too_small_hint and seen >= min(EARLY, len(source)) and too_small == seen:
+            raise DatasetError(
+                f"{source.spec}: the first {seen:,} images are all too small (shorter side "
+                f"under {min_side} px, e.g. {first[0].split(': ')[0]}): {too_small_hint}"
+            )
     skipped = log.skipped
     n_bad = sum(skipped.values())
     if n_bad > max_bad_fraction * len(source):

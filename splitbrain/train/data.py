@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from ..data import (
+    BadImage,
     ImageDataset,
     ImageSource,
     TrainTransform,
@@ -39,7 +41,12 @@ def _scanned(
     """Images or channel stacks, scanned for bad items first: a run that is mostly broken
     files stops before it starts. Items whose shorter side is under ``min_side`` are bad."""
     log.info("data: %s", source.describe())
-    bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress)
+    if config.preset != "small":
+        hint = f"too small for preset {config.preset} ({config.crop} px crops); use --preset small"
+    else:
+        hint = f"too small for {config.crop} px crops; use a smaller --crop"
+    bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress,
+                      too_small_hint=hint)  # fmt: skip
     dataset = ImageDataset(source, transform, bad, min_side, channels=space.raw_channels)
     return dataset, bad.summary
 
@@ -61,6 +68,31 @@ OPENERS: dict[str, Callable[[TrainConfig, ChannelSpace, TrainTransform], Opened]
     "channels": lambda c, *args: _scanned(open_channels(c.data), c, *args, min_side=1),
     "rgbd": _rgbd,
 }
+
+
+#: The shorter side up to which ``preset_for`` chooses the small preset.
+SMALL_UP_TO = 96
+
+
+def preset_for(source: ImageSource, samples: int = 32) -> tuple[str, str]:
+    """The preset that fits ``source``'s images, and why: ``small`` when the median shorter
+    side of ``samples`` evenly spaced items is at most SMALL_UP_TO px, ``paper`` above."""
+    picks = np.linspace(0, len(source) - 1, min(samples, len(source))).round().astype(int)
+    sides = []
+    for i in dict.fromkeys(picks.tolist()):
+        try:
+            _, (height, width) = source.check(i)
+        except BadImage:
+            continue
+        sides.append(min(height, width))
+    if not sides:
+        return "paper", "none of the sampled images could be read"
+    side = int(np.median(sides))
+    preset = "small" if side <= SMALL_UP_TO else "paper"
+    return preset, (
+        f"median shorter side {side} px over {len(sides)} sampled images; small up to "
+        f"{SMALL_UP_TO} px, paper above"
+    )
 
 
 def open_training_data(config: TrainConfig) -> Opened:

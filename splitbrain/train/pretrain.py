@@ -166,6 +166,9 @@ def pretrain(
     check_length(out, total_steps, done)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.to_yaml(total_steps)))
+    bad = getattr(dataset, "log", None)  # images and channel stacks keep one
+    if bad is not None and (listing := bad.write_listing(dataset.source, out / "skipped.txt")):
+        log.info("skipped items, each with its reason: %s", listing)
 
     model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
     if config.init == "kraehenbuehl":

@@ -1,0 +1,109 @@
+"""A newcomer's first hour: defaults chosen from the data, and errors that say what to do."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import splitbrain as sb
+from splitbrain.cli import main
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("fodler:photos", "fodler:photos: unknown format 'fodler'; known: folder, cifar10"),
+        ("{tmp}/one.jpg", "one.jpg is a single image; data is a folder of images"),
+        ("{tmp}/w.safetensors", "w.safetensors is a weights file, not data; pass it as --weights"),
+    ],
+)
+def test_data_that_is_not_data_says_what_to_do(tmp_path, capsys, data, message):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
+    sb.save(sb.build("gaussian", preset="small", width=0.125), tmp_path / "w.safetensors")
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", data.format(tmp=tmp_path), "--preset", "small", "--out", str(out)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_a_run_that_failed_before_its_first_step_does_not_block_its_folder(tmp_path, capsys):
+    data = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(2)
+    np.savez(data, images=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("variant: l2ab-cl\nbatch_size: 64\n")  # and nothing else
+    argv = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
+            "--batch-size", "8", "--steps", "2", "--workers", "0", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "no checkpoint yet; starting it again" in capsys.readouterr().out
+
+
+def test_asking_for_a_gpu_where_there_is_none_says_use_cpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["pretrain", "--accelerator", "gpu", "--precision", "32-true", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("--accelerator gpu: no GPU here (torch sees no CUDA device); "
+                          "use --accelerator cpu")  # fmt: skip
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def _tiny_images(folder: Path, count: int, side: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_the_preset_is_chosen_from_the_images(tmp_path, capsys):
+    photos = _tiny_images(tmp_path / "photos", 24, 32)
+    argv = ["pretrain", "--data", f"folder:{photos}", "--width", "0.125", "--batch-size", "8",
+            "--steps", "1", "--workers", "0", "--no-progress",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        "preset: small (median shorter side 32 px over 24 sampled images; small up to 96 px" in out
+    )
+    assert "preset: small" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_a_preset_that_does_not_fit_stops_early_naming_the_fix(tmp_path, capsys):
+    photos = _tiny_images(tmp_path / "photos", 40, 32)
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", f"folder:{photos}", "--preset", "paper", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert (
+        captured.err.strip()
+        .splitlines()[-1]
+        .endswith("too small for preset paper (180 px crops); use --preset small")
+    )
+    assert "the first 40 images are all too small (shorter side under 90 px" in captured.err
+    skip_lines = [line for line in captured.err.splitlines() if line.startswith("skipping")]
+    assert len(skip_lines) == 11  # ten by name, then one line for the rest
+    assert not (out / "config.yaml").exists()
+
+
+def test_every_skipped_item_is_listed_in_the_run_folder(tmp_path):
+    photos = _tiny_images(tmp_path / "photos", 30, 32)
+    for k in range(12):
+        (photos / f"broken{k:02d}.jpg").write_bytes(b"not a jpeg")
+    argv = ["pretrain", "--data", f"folder:{photos}", "--max-bad-fraction", "0.5", "--width",
+            "0.125", "--batch-size", "8", "--steps", "1", "--workers", "0", "--no-progress",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    listed = (tmp_path / "run" / "skipped.txt").read_text().splitlines()
+    assert listed == [f"{photos / f'broken{k:02d}.jpg'}\tnot an image" for k in range(12)]
