@@ -107,3 +107,36 @@ def test_every_skipped_item_is_listed_in_the_run_folder(tmp_path):
     assert main(argv) == 0
     listed = (tmp_path / "run" / "skipped.txt").read_text().splitlines()
     assert listed == [f"{photos / f'broken{k:02d}.jpg'}\tnot an image" for k in range(12)]
+
+
+def test_max_items_takes_an_evenly_spread_subset_everywhere(tmp_path, capsys):
+    from splitbrain.data import open_source, spread_items
+
+    data = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
+    np.savez(data, images=images, labels=np.arange(100) // 25)  # four classes in a row
+    subset = spread_items(open_source(f"npz:{data}"), 8)
+    assert subset.indices.tolist() == [0, 14, 28, 42, 57, 71, 85, 99]
+    assert subset.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # every class keeps some
+    np.testing.assert_array_equal(subset[3], images[42])
+    assert spread_items(subset.source, 500) is subset.source
+
+    run = tmp_path / "run"
+    common = ["--workers", "0", "--no-progress"]
+    argv = ["pretrain", "--data", f"npz:{data}", "--max-items", "16", "--width", "0.125",
+            "--batch-size", "8", "--epochs", "1", "--out", str(run), *common]  # fmt: skip
+    assert main(argv) == 0
+    assert "16 of them evenly spread (--max-items)" in capsys.readouterr().out
+    # one epoch of 16 items in batches of 8: 2 steps
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000002.ckpt"]
+    assert "max_items: 16" in (run / "config.yaml").read_text()
+    features = tmp_path / "f.npz"
+    argv = ["extract", "--weights", str(run / "weights.safetensors"), "--data", f"npz:{data}",
+            "--max-items", "10", "--out", str(features), *common]  # fmt: skip
+    assert main(argv) == 0
+    assert np.load(features)["conv5"].shape[0] == 10
+    argv = ["knn", "--weights", str(run / "weights.safetensors"), "--data", f"npz:{data}",
+            "--max-items", "12", "--out", str(tmp_path / "knn"), *common]  # fmt: skip
+    assert main(argv) == 0
+    assert "12 of them evenly spread" in capsys.readouterr().out

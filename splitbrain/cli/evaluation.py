@@ -87,6 +87,10 @@ def add_eval_arguments(
         action="store_true",
         help="download cifar10/cifar100/stl10 from the official address",
     )
+    p.add_argument(
+        "--max-items", type=positive(int), metavar="N",
+        help="a quick trial: N items of each split, evenly spread (every class keeps some)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -210,6 +214,7 @@ def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:
         args.max_bad_fraction,
         not args.no_progress,
         labelled,
+        args.max_items,
     )
     print(data.describe())
     return data

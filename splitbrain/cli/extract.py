@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--crop", type=positive(int), help="image side (default: pre-training's)")
     p.add_argument("--resize", type=positive(int), help="shorter side before the crop")
     p.add_argument("--batch-size", type=positive(int), default=128)
+    p.add_argument(
+        "--max-items", type=positive(int), metavar="N",
+        help="a quick trial: N items of the data, evenly spread",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
     add_precision_argument(p)
@@ -54,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import open_channels, open_source
+    from ..data import open_channels, open_source, spread_items
     from ..device import device_for
     from ..inference import extract_to_file
     from ..inference.extract_files import SUFFIXES
@@ -77,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         source = open_channels(args.data)
     else:
         raise UsageError(f"extract reads image and channel data; a {space.kind} model needs more")
+    source = spread_items(source, args.max_items)
     print(f"data: {source.describe()}")
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     outcome = extract_to_file(

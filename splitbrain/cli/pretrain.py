@@ -129,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="stop before training if more of the data than this is unreadable",
     )
     p.add_argument(
+        "--max-items", type=positive(int), metavar="N",
+        help="a quick trial on N items of the data, evenly spread (part of the recipe)",
+    )  # fmt: skip
+    p.add_argument(
         "--download",
         action="store_true",
         help="download cifar10/cifar100/stl10 from the official address",
@@ -206,6 +210,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         probe_every=args.probe_every,
         probe_data=args.probe_data,
         max_bad_fraction=args.max_bad_fraction,
+        max_items=args.max_items,
         download=args.download,
         progress=not args.no_progress,
     )

@@ -11,7 +11,7 @@ See docs/DATA.md for the formats, the specs and the bad-file policy.
 """
 
 from .badlog import BadImageLog
-from .base import UNLABELED, ImageSource, Source
+from .base import UNLABELED, ImageSource, Source, SubsetSource, spread_items
 from .dataset import ImageDataset
 from .errors import BadImage, DatasetError
 from .scan import scan_source
@@ -28,8 +28,10 @@ __all__ = [
     "ImageDataset",
     "ImageSource",
     "Source",
+    "SubsetSource",
     "TrainTransform",
     "detect_format",
+    "spread_items",
     "open_channels",
     "open_source",
     "scan_source",

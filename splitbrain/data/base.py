@@ -157,3 +157,40 @@ class ArraySource(ImageSource):
     def check(self, i: int) -> tuple[str | None, tuple[int, int]]:
         self._index(i)
         return None, tuple(self.images.shape[1:3])
+
+
+class SubsetSource(ImageSource):
+    """``count`` items of another source, evenly spread over it (so every class of a
+    class-sorted folder keeps some): a quick, deterministic trial on a laptop."""
+
+    def __init__(self, source: ImageSource, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a subset needs at least one item, got {count}")
+        self.source = source
+        self.indices = np.unique(np.linspace(0, len(source) - 1, count).round().astype(np.int64))
+        labels = None if source.labels is None else source.labels[self.indices]
+        super().__init__(source.path, source.split, len(self.indices), labels, source.classes)
+        self.format = source.format
+        self.decodes_files = source.decodes_files
+        self.num_channels = source.num_channels
+
+    @property
+    def spec(self) -> str:
+        return self.source.spec
+
+    def name(self, i: int) -> str:
+        return self.source.name(int(self.indices[self._index(i)]))
+
+    def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:
+        return self.source._read(int(self.indices[i]), min_side)
+
+    def check(self, i: int) -> tuple[str | None, tuple[int, int]]:
+        return self.source.check(int(self.indices[self._index(i)]))
+
+    def describe(self) -> str:
+        return f"{self.source.describe()}; {len(self):,} of them evenly spread (--max-items)"
+
+
+def spread_items(source: ImageSource, count: int | None) -> ImageSource:
+    """``source``, or an evenly spread ``count`` of its items when it has more."""
+    return source if count is None or count >= len(source) else SubsetSource(source, count)

@@ -22,6 +22,7 @@ from ..data import (
     TrainTransform,
     open_source,
     scan_source,
+    spread_items,
 )
 
 log = logging.getLogger("splitbrain.evaluate")
@@ -70,10 +71,13 @@ class LabelledData:
         max_bad_fraction: float = 0.01,
         progress: bool = True,
         labelled: bool = True,
+        max_items: int | None = None,
     ) -> LabelledData:
-        """``data``'s train split and ``test_data``'s test split (default: ``data``'s)."""
-        train = open_source(data, split="train", download=download)
+        """``data``'s train split and ``test_data``'s test split (default: ``data``'s), each
+        cut to an evenly spread ``max_items`` when given."""
+        train = spread_items(open_source(data, split="train", download=download), max_items)
         test = open_source(test_data or data, split="test", download=download)
+        test = spread_items(test, max_items)
         opened = cls(train, test, max_bad_fraction, progress, labelled)
         if test_data is None and train.format == "npz":
             log.warning(

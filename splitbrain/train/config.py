@@ -25,7 +25,7 @@ DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "caffe": 3e-5, "small": 1e-3}
 RECIPE_KEYS = (
     "data", "variant", "split", "preset", "width", "bn_affine", "init", "batch_size", "crop",
     "resize", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
-    "soft_targets", "rebalance", "precision",
+    "soft_targets", "rebalance", "precision", "max_items",
 )  # fmt: skip
 #: Written to config.yaml for the record, never compared.
 _UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
@@ -78,6 +78,7 @@ class TrainConfig:
     probe_data: str | None = None
     log_every: int = 10
     max_bad_fraction: float = 0.01
+    max_items: int | None = None  # an evenly spread subset of the data, for quick trials
     download: bool = False
     progress: bool = True
 

@@ -20,6 +20,7 @@ from ..data import (
     open_channels,
     open_source,
     scan_source,
+    spread_items,
 )
 from ..rgbd import RGBDDataset, open_rgbd
 from ..spaces import ChannelSpace
@@ -62,10 +63,15 @@ def _rgbd(config: TrainConfig, space: ChannelSpace, transform: TrainTransform) -
 OPENERS: dict[str, Callable[[TrainConfig, ChannelSpace, TrainTransform], Opened]] = {
     # photographs under half the crop would be upscaled more than 2x: they are skipped
     "images": lambda c, *args: _scanned(
-        open_source(c.data, "train", c.download), c, *args, min_side=c.crop // 2
-    ),
+        spread_items(open_source(c.data, "train", c.download), c.max_items),
+        c,
+        *args,
+        min_side=c.crop // 2,
+    ),  # fmt: skip
     # channel stacks (tiles, scenes) of any size are resized to the crop, as they always were
-    "channels": lambda c, *args: _scanned(open_channels(c.data), c, *args, min_side=1),
+    "channels": lambda c, *args: _scanned(
+        spread_items(open_channels(c.data), c.max_items), c, *args, min_side=1
+    ),
     "rgbd": _rgbd,
 }
 
