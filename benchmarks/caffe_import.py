@@ -82,7 +82,7 @@ def main() -> None:
         blobs = sum(b.size for layer in layers for b in layer.blobs)
         start = time.perf_counter()
         model, source = import_caffe(model_path, prototxt)
-        save(model, Path(tmp) / "w.safetensors", source=source)
+        save(model, Path(tmp) / "w.safetensors", {"source": source})
         converted = time.perf_counter() - start
     print(f"caffemodel: {size / 1e6:,.0f} MB, {blobs:,} values (written in {written:.1f} s)")
     print(f"read_caffemodel: {read:.1f} s")

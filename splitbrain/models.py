@@ -199,10 +199,15 @@ class ModelConfig:
     preset: str = "paper"
     bn_affine: bool = False
     fc_channels: int | None = None
+    # A fine-tuned network's linear classifier: (the layer it reads, averaged over space, and
+    # the class names of its outputs).
+    classifier: tuple[str, tuple[str, ...]] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["split"] = self.split.to_dict()
+        if self.classifier is None:  # files of networks without one stay as they were
+            del data["classifier"]
         return data
 
     @classmethod
@@ -225,6 +230,11 @@ class ModelConfig:
             preset=data["preset"],
             bn_affine=data["bn_affine"],
             fc_channels=data["fc_channels"],
+            classifier=(
+                (data["classifier"][0], tuple(data["classifier"][1]))
+                if data.get("classifier")
+                else None
+            ),
         )
 
 
@@ -304,6 +314,9 @@ class SplitBrain(nn.Module):
         self.encoders = nn.ModuleList(
             CrossChannelEncoder(e, config, self.quantizers) for e in config.encoders
         )
+        if config.classifier is not None:
+            layer, classes = config.classifier
+            self.classifier = nn.Linear(self.layer_channels(layer), len(classes))
         self.eval()  # safe to read features from at once; training switches to train mode
 
     def quantizer(self, spec: str) -> GridQuantizer:
@@ -344,6 +357,27 @@ class SplitBrain(nn.Module):
             channels = self.channels(raw)
             parts = [e.tower(self.encoder_input(e, channels, valid), layers) for e in self.encoders]
             return {name: torch.cat([p[name] for p in parts], 1) for name in layers}
+
+    def layer_channels(self, layer: str) -> int:
+        """Channels of ``layer`` in ``features`` (every encoder's, concatenated)."""
+        total = 0
+        for encoder in self.encoders:
+            channels = 0
+            for name, module in encoder.tower.layers.items():
+                if isinstance(module, nn.Sequential):
+                    channels = module[0].out_channels
+                if name == layer:
+                    break
+            total += channels
+        return total
+
+    def classify(self, raw: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Class logits (N, classes) of a fine-tuned network (``splitbrain finetune``)."""
+        if self.config.classifier is None:
+            raise ValueError("this network has no classifier; splitbrain finetune gives one")
+        layer = self.config.classifier[0]
+        with torch.no_grad():
+            return self.classifier(self.features(raw, layer, valid)[layer].mean((2, 3)))
 
     def forward(self, raw: Tensor, valid: Tensor | None = None) -> list[dict[str, Tensor]]:
         """Each encoder's predictions from all of its inputs (for inference and display)."""

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
@@ -35,9 +36,12 @@ def first_non_finite(tensors: Mapping[str, Tensor]) -> str | None:
     return None
 
 
-def save(model: SplitBrain, path: str | os.PathLike, source: str | None = None) -> Path:
+def save(
+    model: SplitBrain, path: str | os.PathLike, provenance: dict[str, Any] | None = None
+) -> Path:
     """Write the model's weights and configuration to ``path`` (safetensors), atomically;
-    ``source`` says where weights not trained here came from (``splitbrain info`` shows it).
+    ``provenance`` says what made them (data, steps, precision, initialisation, version, or
+    the file they were converted from), and ``splitbrain info`` shows it.
     Weights holding a NaN or infinity are refused (NonFiniteError): such a file is useless
     and would replace a good one."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -45,14 +49,19 @@ def save(model: SplitBrain, path: str | os.PathLike, source: str | None = None) 
     if poisoned is not None:
         raise NonFiniteError(f"{path}: not written, {poisoned} holds a NaN or infinity")
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
-    if source is not None:
-        metadata["source"] = source
+    if provenance:
+        metadata["provenance"] = json.dumps(provenance, default=str)
     data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    """What made a weights file, as ``save`` recorded it ({} when nothing was recorded)."""
+    return json.loads(read_metadata(path).get("provenance", "{}"))
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata of a safetensors file (``config``, ``format``, and ``source`` if set)."""
+    """The metadata of a safetensors file (``config``, ``format``, ``provenance`` if set)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}

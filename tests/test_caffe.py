@@ -191,7 +191,7 @@ def test_records_where_it_came_from(tmp_path, capsys):
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
-    assert f"from: caffe:model.caffemodel sha256:{digest}" in capsys.readouterr().out
+    assert f"source: caffe:model.caffemodel sha256:{digest}" in capsys.readouterr().out
 
 
 def test_joined_halves_are_refused_unless_one_full_width_network_is_asked(tmp_path, capsys):

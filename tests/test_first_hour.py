@@ -140,3 +140,88 @@ def test_max_items_takes_an_evenly_spread_subset_everywhere(tmp_path, capsys):
             "--max-items", "12", "--out", str(tmp_path / "knn"), *common]  # fmt: skip
     assert main(argv) == 0
     assert "12 of them evenly spread" in capsys.readouterr().out
+
+
+@pytest.fixture
+def trained(tmp_path) -> tuple[Path, Path]:
+    """A tiny labelled npz and a network pre-trained on it for two steps."""
+    data = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(5)
+    np.savez(data, images=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+             labels=np.arange(48) % 3)  # fmt: skip
+    argv = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
+            "--batch-size", "8", "--steps", "2", "--precision", "32-true", "--workers", "0",
+            "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    return data, tmp_path / "run" / "weights.safetensors"
+
+
+def test_info_shows_what_made_a_weights_file(trained, capsys):
+    data, weights = trained
+    capsys.readouterr()
+    assert main(["info", str(weights)]) == 0
+    out = capsys.readouterr().out
+    for line in (f"data: npz:{data}", "steps: 2", "precision: 32-true",
+                 "initialisation: gaussian", f"splitbrain: {sb.__version__}"):  # fmt: skip
+        assert f"  {line}\n" in out, line
+
+
+def test_finetuned_weights_reload_and_give_the_reported_accuracy(trained, tmp_path):
+    import json
+
+    from splitbrain.data import EvalTransform, ImageDataset, open_source
+
+    data, weights = trained
+    out = tmp_path / "ft"
+    argv = ["finetune", "--weights", f"mine={weights}", "--data", f"npz:{data}", "--epochs", "2",
+            "--precision", "32-true", "--batch-size", "16", "--workers", "0", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    reported = json.loads((out / "finetune.json").read_text())["models"][0]["scores"]["top1"]
+    model = sb.load(out / "mine.safetensors")
+    assert model.config.classifier == ("fc7", ("0", "1", "2"))
+    test = ImageDataset(open_source(f"npz:{data}"), EvalTransform(36, 32))
+    images = torch.stack([test[i][0] for i in range(len(test))]).float() / 255
+    labels = torch.tensor([test[i][1] for i in range(len(test))])
+    accuracy = 100.0 * float((model.classify(images).argmax(1) == labels).float().mean())
+    assert accuracy == pytest.approx(reported, abs=1e-6)
+
+
+def test_init_from_starts_at_the_loaded_networks_loss(trained, tmp_path, caplog):
+    import lightning as L
+
+    from splitbrain.objective import Objective
+    from splitbrain.train import TrainConfig, pretrain
+    from splitbrain.train.data import open_training_data
+    from splitbrain.train.stream import make_loader
+
+    data, weights = trained
+
+    class FirstLoss(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 1:
+                self.loss = float(outputs["loss"])
+
+    config = TrainConfig(
+        data=f"npz:{data}", out=str(tmp_path / "again"), preset="small", width=0.125,
+        batch_size=8, steps=1, workers=0, precision="32-true", progress=False,
+        init_from=str(weights), seed=7,
+    )  # fmt: skip
+    first = FirstLoss()
+    pretrain(config, callbacks=[first])
+    dataset, _ = open_training_data(config)
+    images, _ = next(iter(make_loader(dataset, 8, 1, seed=7)))
+    loaded = sb.load(weights).train()
+    raw, valid = loaded.split.space.decode_batch(images)
+    expected, _ = Objective()(loaded, raw, valid)
+    assert first.loss == pytest.approx(float(expected.detach()), rel=1e-5)
+
+    # another variant with the same towers: the towers come along, the heads stay new
+    other = TrainConfig(**{**config.__dict__, "variant": "splitbrain-reg",
+                           "out": str(tmp_path / "reg")})  # fmt: skip
+    with caplog.at_level("INFO", logger="splitbrain.train"):
+        pretrain(other)
+    assert "kept their initialisation: encoders.0.heads.ab.bias" in caplog.text
+    mismatched = TrainConfig(**{**config.__dict__, "width": 0.25, "out": str(tmp_path / "w")})
+    with pytest.raises(ValueError, match="whose towers do not match this run's"):
+        pretrain(mismatched)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 from ..models import SplitBrain
 from .common import UsageError, precision
@@ -52,8 +54,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import __version__
     from ..evaluate import FinetuneConfig, Table, finetune
     from ..evaluate.finetune import load_targets
+    from ..weights import save
 
     check_common(args)
     if bool(args.targets) != bool(args.test_targets):
@@ -87,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
     def tune(name: str, model: SplitBrain):
         result = finetune(model, data, config, name, targets)
         print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
+        provenance = {
+            "fine-tuned from": name, "data": args.data, "epochs": config.epochs,
+            "head layer": result.head_layer, "trained": args.freeze_through or "all layers",
+            "splitbrain": __version__,
+        }  # fmt: skip
+        path = Path(args.out) / (re.sub(r"[^\w.-]+", "_", name) + ".safetensors")
+        print(f"fine-tuned weights: {save(result.model, path, provenance)}")
         return result
 
     def report(done: list, final: bool) -> None:

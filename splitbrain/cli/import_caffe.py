@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".safetensors"):
         raise UsageError(f"--out {args.out}: the file name must end in .safetensors")
     model, source = import_caffe(args.caffemodel, args.prototxt, args.full_width)
-    path = save(model, args.out, source=source)
+    path = save(model, args.out, {"source": source})
     print(
         f"{path}: variant {model.config.variant}, preset caffe, "
         f"{count_parameters(model):,} parameters, from {source}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import count_parameters
-from ..weights import load, read_metadata
+from ..weights import load, read_provenance
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -26,7 +26,6 @@ def run(args: argparse.Namespace) -> int:
         targets = ", ".join(f"{t.name} ({t.loss})" for t in spec.half.targets)
         print(f"  {spec.half.name}: width {spec.width}, inputs {spec.half.inputs} -> {targets}")
     print(f"  layers: {', '.join(model.layer_names)}")
-    source = read_metadata(args.weights).get("source")
-    if source:
-        print(f"  from: {source}")
+    for key, value in read_provenance(args.weights).items():
+        print(f"  {key}: {value}")
     return 0

@@ -74,6 +74,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         choices=["gaussian", "kraehenbuehl"],
         help="weight initialisation (kraehenbuehl: data-dependent)",
     )
+    p.add_argument(
+        "--init-from", metavar="W",
+        help="start from a weights file (the towers must match this run's; prediction heads "
+        "that differ keep their initialisation, and the log names them)",
+    )  # fmt: skip
     p.add_argument("--out", default="runs/splitbrain", help="run directory")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive(float), help="passes over the data")
@@ -175,6 +180,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(f"--split {args.split} needs --data (the built-in data is RGB photos)")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.init_from and args.init != "gaussian":
+        raise UsageError("--init-from and --init kraehenbuehl exclude each other")
     if not 0 <= args.max_bad_fraction <= 1:
         raise UsageError("--max-bad-fraction must be between 0 and 1")
     if args.rebalance is not None and args.rebalance > 1:
@@ -189,6 +196,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         split=args.split,
         width=args.width or defaults.get("width", 1.0),
         init=args.init,
+        init_from=args.init_from,
         epochs=args.epochs,
         steps=steps,
         batch_size=args.batch_size or defaults.get("batch_size", 80),

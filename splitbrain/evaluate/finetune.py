@@ -11,7 +11,7 @@ BatchNorm statistics do not move); trained layers' BatchNorm use batch statistic
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lightning as L
 import numpy as np
@@ -62,6 +62,7 @@ class FinetuneResult:
     train_items: int = 0
     test_items: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    model: SplitBrain | None = None  # the fine-tuned network with its classifier
 
 
 def default_head_layer(model: SplitBrain) -> str:
@@ -110,6 +111,17 @@ class FinetuneNet(nn.Module):
         """uint8 (N,3,H,W) images -> (N, outputs) logits."""
         x = self.model.features(to_raw(images), self.head_layer, grad=True)[self.head_layer]
         return self.head(x.mean((2, 3)))
+
+
+def with_classifier(net: FinetuneNet, classes: list[str]) -> SplitBrain:
+    """The fine-tuned network as one ``SplitBrain`` whose config holds its classifier, so that
+    ``sb.load`` rebuilds it and ``classify`` gives the logits ``net`` gives."""
+    model = net.model
+    config = replace(model.config, classifier=(net.head_layer, tuple(classes)))
+    tuned = SplitBrain(config)
+    tuned.load_state_dict(model.state_dict(), strict=False)
+    tuned.classifier.load_state_dict(net.head.state_dict())
+    return tuned.eval()
 
 
 def _loss(logits: Tensor, target: Tensor, multilabel: bool) -> Tensor:
@@ -207,6 +219,10 @@ def finetune(
         ks = (1, 5) if outputs > 10 else (1,)
         hits = topk_correct(logits, labels, ks)
         scores = {f"top{k}": 100.0 * n / len(labels) for k, n in hits.items()}
+    classes = data.train.classes or [str(k) for k in range(outputs)]
+    if len(classes) != outputs:
+        classes = [str(k) for k in range(outputs)]
     return FinetuneResult(
-        name, head_layer, config.freeze_through, scores, per_class, len(train), len(labels), seconds
-    )
+        name, head_layer, config.freeze_through, scores, per_class, len(train), len(labels),
+        seconds, with_classifier(net.cpu(), classes),
+    )  # fmt: skip

@@ -25,7 +25,7 @@ DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "caffe": 3e-5, "small": 1e-3}
 RECIPE_KEYS = (
     "data", "variant", "split", "preset", "width", "bn_affine", "init", "batch_size", "crop",
     "resize", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
-    "soft_targets", "rebalance", "precision", "max_items",
+    "soft_targets", "rebalance", "precision", "max_items", "init_from",
 )  # fmt: skip
 #: Written to config.yaml for the record, never compared.
 _UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
@@ -52,6 +52,7 @@ class TrainConfig:
     width: float = 1.0
     bn_affine: bool = False
     init: str = "gaussian"
+    init_from: str | None = None  # a weights file to start from
     epochs: float | None = None
     steps: int | None = None
     batch_size: int = 80
@@ -110,6 +111,16 @@ class TrainConfig:
         if total_steps is not None:
             data["total_steps"] = total_steps
         return yaml.safe_dump(data, sort_keys=False)
+
+    def provenance(self, total_steps: int) -> dict:
+        """What a weights file of this run records about how it was made."""
+        from .. import __version__
+
+        return {
+            "data": self.data, "steps": total_steps, "batch size": self.batch_size,
+            "precision": self.precision, "initialisation": self.init_from or self.init,
+            "seed": self.seed, "splitbrain": __version__,
+        }  # fmt: skip
 
     def total_steps(self, num_items: int) -> int:
         """Optimiser steps of the whole run: ``steps``, else ``epochs`` (default 1) of the data."""

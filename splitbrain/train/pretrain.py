@@ -29,7 +29,7 @@ from ..losses import rebalancing_weights
 from ..models import SplitBrain
 from ..objective import Objective, target_histograms
 from ..variants import UNTRAINED, build
-from ..weights import save
+from ..weights import load, save
 from .callbacks import KNNProbeCallback
 from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
 from .config import TrainConfig, check_length, check_recipe
@@ -91,6 +91,25 @@ def _write_colorizations(
     return save_colorization_grid(model, images.to(device).float() / 255, out / "colorizations.png")
 
 
+def _init_from(model: SplitBrain, path: str) -> None:
+    """Start from a weights file: every tensor whose name and shape match (the towers must;
+    prediction heads of another variant or split may not, and keep their initialisation)."""
+    source = load(path)
+    ours, theirs = model.state_dict(), source.state_dict()
+    taken = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    towers = [k for k in ours if ".tower." in k]
+    unmatched = [k for k in towers if k not in taken]
+    if unmatched:
+        raise ValueError(
+            f"--init-from {path}: a {source.config.variant} network at preset "
+            f"{source.config.preset} whose towers do not match this run's (first: {unmatched[0]})"
+        )
+    model.load_state_dict(taken, strict=False)
+    left = sorted(k for k in ours if k not in taken)
+    detail = f"; kept their initialisation: {', '.join(left)}" if left else " (all of them)"
+    log.info("initialised from %s: %d tensors%s", path, len(taken), detail)
+
+
 def _save_untrained(model: SplitBrain, dataset: Dataset, config: TrainConfig, path: Path) -> Path:
     """An untrained baseline (``gaussian``): the initial weights, with BatchNorm statistics
     measured on the run's first batches."""
@@ -98,7 +117,7 @@ def _save_untrained(model: SplitBrain, dataset: Dataset, config: TrainConfig, pa
         dataset, config.batch_size, CALIBRATION_BATCHES, config.seed, config.workers
     )
     calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
-    save(model, path)
+    save(model, path, config.provenance(0))
     log.info(
         "%s: untrained, BatchNorm statistics from %d batches", config.variant, CALIBRATION_BATCHES
     )
@@ -171,7 +190,9 @@ def pretrain(
         log.info("skipped items, each with its reason: %s", listing)
 
     model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
-    if config.init == "kraehenbuehl":
+    if config.init_from:
+        _init_from(model, config.init_from)
+    elif config.init == "kraehenbuehl":
         _kraehenbuehl(model, dataset, config)
     weights_path = out / "weights.safetensors"
     if config.variant in UNTRAINED:
@@ -191,7 +212,7 @@ def pretrain(
     with quiet_lightning():
         trainer.fit(task, datamodule=loader, ckpt_path=resume)
     if trainer.is_global_zero:
-        save(model.eval(), weights_path)
+        save(model.eval(), weights_path, config.provenance(total_steps))
         log.info("%s", report())
         picture = _write_colorizations(model, dataset, config, out)
         if picture:
