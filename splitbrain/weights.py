@@ -60,8 +60,26 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(read_metadata(path).get("provenance", "{}"))
 
 
+def _not_weights(path: Path) -> str | None:
+    """What ``path`` is instead of a weights file, with the fix (None: it may be one)."""
+    if path.is_dir():
+        inside = path / "weights.safetensors"
+        if inside.exists():
+            return f"{path} is a run folder; use {inside}"
+        return f"{path} is a folder, not a weights file"
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.suffix == ".ckpt":
+        run = path.parent.parent / "weights.safetensors"
+        hint = f"use {run}" if run.exists() else "use the weights.safetensors of its run folder"
+        return f"{path} is a training checkpoint; {hint}"
+    return None
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata of a safetensors file (``config``, ``format``, ``provenance`` if set)."""
+    if problem := _not_weights(Path(path)):
+        raise WeightsFileError(problem)
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}

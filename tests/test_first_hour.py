@@ -225,3 +225,17 @@ def test_init_from_starts_at_the_loaded_networks_loss(trained, tmp_path, caplog)
     mismatched = TrainConfig(**{**config.__dict__, "width": 0.25, "out": str(tmp_path / "w")})
     with pytest.raises(ValueError, match="whose towers do not match this run's"):
         pretrain(mismatched)
+
+
+def test_every_command_says_which_file_to_use_instead(trained, capsys):
+    _, weights = trained
+    run = weights.parent
+    (run / "checkpoints").mkdir(exist_ok=True)
+    checkpoint = next((run / "checkpoints").glob("step-*.ckpt"))
+    for command in (["info", str(run)], ["export", "--weights", str(run), "--onnx", "x.onnx"]):
+        assert main(command) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"splitbrain: error: {run} is a run folder; use {weights}"
+        )
+    assert main(["info", str(checkpoint)]) == 1
+    assert f"{checkpoint} is a training checkpoint; use {weights}" in capsys.readouterr().err

@@ -151,20 +151,9 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
 
 
 def weights_problem(path: Path) -> str | None:
-    """Why ``path`` is not a weights file, with the fix where there is one (None: it is)."""
+    """Why ``path`` is not a splitbrain weights file, with the fix where there is one."""
     from ..weights import WeightsFileError, read_config
 
-    if path.is_dir():
-        inside = path / "weights.safetensors"
-        if inside.exists():
-            return f"{path} is a run folder; use {inside}"
-        return f"{path} is a folder, not a weights file"
-    if not path.exists():
-        return f"{path}: no such file"
-    if path.suffix == ".ckpt":
-        run = path.parent.parent / "weights.safetensors"
-        hint = f"use {run}" if run.exists() else "use the weights.safetensors of its run folder"
-        return f"{path} is a training checkpoint; {hint}"
     try:
         read_config(path)
     except WeightsFileError as error:
