@@ -78,9 +78,12 @@ def probe_grids(
     }
 
 
-def to_raw(images: Tensor) -> Tensor:
-    """uint8 (N,3,H,W) batches -> float RGB in [0,1], NHWC in memory (1.5x faster on CPU)."""
-    return images.float().div_(255.0).contiguous(memory_format=torch.channels_last)
+def model_input(model: SplitBrain, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    """uint8 loader batches -> (the model's raw input, validity mask or None), as its channel
+    space decodes them (RGB in [0,1]; RGB + HHA + mask; any channels / 255), NHWC in memory
+    (1.5x faster on CPU)."""
+    raw, valid = model.split.space.decode_batch(images)
+    return raw.contiguous(memory_format=torch.channels_last), valid
 
 
 def resize_activation(x: Tensor, grid: int) -> Tensor:

@@ -184,3 +184,56 @@ def test_an_earlier_report_is_kept_and_rows_are_written_as_they_are_done(
     assert main(argv) == 1
     report = json.loads((later / "knn.json").read_text())
     assert list(report["tables"][0]["rows"]) == ["run"]  # the first model's row was kept
+
+
+def test_a_channel_split_model_is_probed_on_a_labelled_channel_stack(tmp_path, capsys):
+    """Four channels; the class is planted in the level of channel 3 only."""
+    rng = np.random.default_rng(1)
+    files = {}
+    for split, n in (("train", 96), ("test", 48)):
+        labels = np.arange(n) % 2
+        stack = rng.integers(0, 256, (n, 32, 32, 4), dtype=np.uint8)
+        stack[..., 3] = np.where(labels[:, None, None] == 1, 200, 50) + rng.integers(
+            -30, 30, (n, 32, 32)
+        )
+        files[split] = tmp_path / f"{split}.npz"
+        np.savez(files[split], images=stack, labels=labels)
+    model = sb.build("splitbrain", preset="small", split="channels:0,1/2,3:n=4", width=0.125)
+    weights = sb.save(model, tmp_path / "bands" / "weights.safetensors")
+    out = tmp_path / "probe"
+    argv = ["probe", "--weights", str(weights), "--data", f"npz:{files['train']}",
+            "--test-data", f"npz:{files['test']}", "--layers", "conv1", "--epochs", "10",
+            "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    top1 = json.loads((out / "probe.json").read_text())["tables"][0]["rows"]["bands"]["conv1"]
+    assert top1 > 90  # chance is 50
+
+
+def test_an_rgbd_model_is_probed_on_labelled_rgbd_frames(tmp_path):
+    """Near and far scenes: the class is the depth of the frame."""
+    rng = np.random.default_rng(2)
+    files = {}
+    for split, n in (("train", 24), ("test", 12)):
+        labels = np.arange(n) % 2
+        rgb = rng.integers(0, 256, (n, 48, 64, 3), dtype=np.uint8)
+        depth = np.where(labels[:, None, None] == 1, 4.0, 1.0) + rng.uniform(0, 0.2, (n, 48, 64))
+        files[split] = tmp_path / f"{split}.npz"
+        np.savez(files[split], rgb=rgb, depth=depth.astype(np.float32), labels=labels)
+    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125)
+    weights = sb.save(model, tmp_path / "rgbd" / "weights.safetensors")
+    out = tmp_path / "probe"
+    argv = ["probe", "--weights", str(weights), "--data", f"npz:{files['train']}",
+            "--test-data", f"npz:{files['test']}", "--layers", "conv1", "--epochs", "10",
+            "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    top1 = json.loads((out / "probe.json").read_text())["tables"][0]["rows"]["rgbd"]["conv1"]
+    assert top1 > 75  # chance is 50
+
+
+def test_models_that_read_different_data_are_refused_together(npz, tmp_path, capsys):
+    bands = sb.save(sb.build("splitbrain", preset="small", split="channels:0,1/2,3:n=4",
+                             width=0.125), tmp_path / "bands.safetensors")  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["knn", "--weights", str(npz["weights"]), str(bands), *data_args(npz), *FAST])
+    error = capsys.readouterr().err
+    assert "reads images" in error and "reads channels" in error and "separate commands" in error

@@ -41,7 +41,8 @@ def add_eval_arguments(
         required=True,
         metavar="SPEC",
         help="labelled training images, FORMAT:PATH (folder:, cifar10:, cifar100:, "
-        "stl10:, npz:, skimage:, shards:); its train split is used",
+        "stl10:, npz:, skimage:, shards:); its train split is used. Channel-split models read "
+        "labelled npz or TIFF stacks, RGB-D models labelled RGB-D frames (npz:, nyu:, ...)",
     )
     p.add_argument(
         "--test-data", metavar="SPEC", help="test images (default: the test split of --data)"
@@ -145,7 +146,7 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
     if args.crop and args.resize and args.resize < args.crop:
         raise UsageError(f"--resize {args.resize} is smaller than --crop {args.crop}")
     layers = parse_layers(args.layers) if hasattr(args, "layers") else None
-    check_weights(args.weights)
+    args.data_kind = check_weights(args.weights)
     args.out = str(report_folder(Path(args.out), args.command, args.overwrite))
     return layers
 
@@ -161,22 +162,33 @@ def weights_problem(path: Path) -> str | None:
     return None
 
 
-def check_weights(specs: list[str]) -> None:
+def check_weights(specs: list[str]) -> str:
     """Every --weights opens (files: their header; baselines: their spec) and names a row of
-    its own; UsageError otherwise, before any data is read or model evaluated."""
+    its own, and all read the same kind of data; UsageError otherwise, before any data is read
+    or model evaluated. Returns that kind (``ChannelSpace.data``: images, channels, rgbd)."""
     from ..evaluate.baselines import parse_baseline, split_name
+    from ..weights import read_config
 
     seen: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     for spec in specs:
         name, model = split_name(spec)
-        if parse_baseline(model) is None and (problem := weights_problem(Path(model))):
-            raise UsageError(f"--weights {problem}")
+        if parse_baseline(model) is None:
+            if problem := weights_problem(Path(model)):
+                raise UsageError(f"--weights {problem}")
+            kinds.setdefault(read_config(model).split.space.data, spec)
+        else:
+            kinds.setdefault("images", spec)  # baselines are RGB split-brain networks
         if name in seen:
             raise UsageError(
                 f"--weights: two rows named {name!r} ({seen[name]} and {spec}); name each "
                 f"row as NAME=W, e.g. {name}-2={model}"
             )
         seen[name] = spec
+    if len(kinds) > 1:
+        listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
+        raise UsageError(f"--weights: {listing}; evaluate them in separate commands")
+    return next(iter(kinds))
 
 
 def report_folder(out: Path, command: str, overwrite: bool) -> Path:
@@ -204,6 +216,7 @@ def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:
         not args.no_progress,
         labelled,
         args.max_items,
+        args.data_kind,
     )
     print(data.describe())
     return data

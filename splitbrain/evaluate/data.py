@@ -20,6 +20,7 @@ from ..data import (
     ImageDataset,
     ImageSource,
     TrainTransform,
+    open_channels,
     open_source,
     scan_source,
     spread_items,
@@ -49,6 +50,7 @@ class LabelledData:
         max_bad_fraction: float = 0.01,
         progress: bool = True,
         labelled: bool = True,
+        kind: str = "images",
     ) -> None:
         if labelled:
             require_labels(train)
@@ -57,6 +59,7 @@ class LabelledData:
         self.max_bad_fraction = max_bad_fraction
         self.progress = progress
         self.labelled = labelled
+        self.kind = kind
         labels = [s.labels for s in (train, test) if s.labels is not None and len(s.labels)]
         top = max((int(x.max()) + 1 for x in labels), default=0)
         self.num_classes = max(top, len(train.classes or []))
@@ -72,14 +75,24 @@ class LabelledData:
         progress: bool = True,
         labelled: bool = True,
         max_items: int | None = None,
+        kind: str = "images",
     ) -> LabelledData:
         """``data``'s train split and ``test_data``'s test split (default: ``data``'s), each
-        cut to an evenly spread ``max_items`` when given."""
-        train = spread_items(open_source(data, split="train", download=download), max_items)
-        test = open_source(test_data or data, split="test", download=download)
-        test = spread_items(test, max_items)
-        opened = cls(train, test, max_bad_fraction, progress, labelled)
-        if test_data is None and train.format == "npz":
+        cut to an evenly spread ``max_items`` when given. ``kind`` is the data a model's
+        channel space reads (``ChannelSpace.data``): photographs, channel stacks (npz, TIFF)
+        or RGB-D frames; the last two are one split per file."""
+        if kind == "images":
+            train = open_source(data, split="train", download=download)
+            test = open_source(test_data or data, split="test", download=download)
+        else:
+            from ..rgbd import open_rgbd
+
+            opener = open_channels if kind == "channels" else open_rgbd
+            train, test = opener(data), opener(test_data or data)
+        if kind != "rgbd":  # RGB-D frames are few; their HHA is the cost, not their count
+            train, test = spread_items(train, max_items), spread_items(test, max_items)
+        opened = cls(train, test, max_bad_fraction, progress, labelled, kind)
+        if test_data is None and (kind != "images" or train.format == "npz"):
             log.warning(
                 "%s is one split: the test scores are on the training images; "
                 "pass --test-data for a held-out set",
@@ -102,13 +115,19 @@ class LabelledData:
     def dataset(self, which: str, transform: TrainTransform | EvalTransform) -> Dataset:
         """The ``train`` or ``test`` items that are usable (and labelled, if required)."""
         source = self.train if which == "train" else self.test
-        min_side = transform.crop // 2
-        dataset = ImageDataset(
-            source, transform, log=self._scan(which, min_side), min_side=min_side
-        )
+        if self.kind == "rgbd":  # HHA per frame, computed once per call
+            from ..rgbd import RGBDDataset
+
+            dataset = RGBDDataset(source, transform, progress=self.progress)
+            items = np.arange(len(dataset))
+        else:
+            min_side = transform.crop // 2 if self.kind == "images" else 1
+            log = self._scan(which, min_side)
+            dataset = ImageDataset(source, transform, log=log, min_side=min_side)
+            items = dataset.indices
         if not self.labelled:
             return dataset
-        keep = np.flatnonzero(source.labels[dataset.indices] >= 0)
+        keep = np.flatnonzero(source.labels[items] >= 0)
         return dataset if len(keep) == len(dataset) else Subset(dataset, keep)
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..device import autocast
-from ..extract import resize_activation, to_raw
+from ..extract import model_input, resize_activation
 from ..models import SplitBrain
 
 DEFAULT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -60,5 +60,6 @@ class FrozenTrunk(nn.Module):
     @torch.no_grad()
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         with autocast(images.device, self.precision):
-            activations = self.model.features(to_raw(images), list(self.grids))
+            raw, valid = model_input(self.model, images)
+            activations = self.model.features(raw, list(self.grids), valid)
         return {n: resize_activation(activations[n], g) for n, (g, _) in self.grids.items()}

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..data import EvalTransform, TrainTransform
 from ..device import device_for, resolve_precision
-from ..extract import activation_shapes, to_raw
+from ..extract import activation_shapes, model_input
 from ..models import PRESET_INPUT, SplitBrain, input_geometry
 from .data import LabelledData, loader
 from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
@@ -109,7 +109,8 @@ class FinetuneNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """uint8 (N,3,H,W) images -> (N, outputs) logits."""
-        x = self.model.features(to_raw(images), self.head_layer, grad=True)[self.head_layer]
+        raw, valid = model_input(self.model, images)
+        x = self.model.features(raw, self.head_layer, valid, grad=True)[self.head_layer]
         return self.head(x.mean((2, 3)))
 
 

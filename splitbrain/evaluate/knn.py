@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..data import EvalTransform
 from ..device import autocast, device_for, resolve_precision
-from ..extract import to_raw
+from ..extract import model_input
 from ..models import SplitBrain, input_geometry
 from .data import LabelledData, loader
 from .features import check_layers, pool_activation
@@ -43,7 +43,8 @@ def pooled_features(
         if images.shape[0] == 0:
             continue
         with autocast(device, precision):
-            activations = model.features(to_raw(images.to(device)), layers)
+            raw, valid = model_input(model, images.to(device))
+            activations = model.features(raw, layers, valid)
         for name in layers:
             parts[name].append(pool_activation(activations[name].float()))
         labels.append(y.to(device))
