@@ -1,7 +1,6 @@
 """RGB-D items, the RGB-D model's training signal, held-out splits and the pretext evaluation."""
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +91,13 @@ def test_mirror_flips_all_channels_together_and_eval_crops_are_deterministic(rgb
     assert torch.equal(first, evaluation[2][0]) and torch.equal(first, windows[(W - H) // 2])
 
 
-def test_frames_without_intrinsics_warn_once_and_are_counted(tmp_path):
+def test_frames_without_intrinsics_warn_once_and_are_counted(tmp_path, caplog):
     rgb, depth = _scene(5)
     path = tmp_path / "nocam.npz"
     np.savez(path, rgb=rgb, depth=depth)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level("WARNING", logger="splitbrain.rgbd"):
         dataset = _dataset(path, None, 32, train=False)
-    assert sum("no intrinsics" in str(w.message) for w in caught) == 1
+    assert sum("no intrinsics" in r.getMessage() for r in caplog.records) == 1
     assert "5 frames without intrinsics" in dataset.report()
 
 
@@ -223,3 +221,45 @@ def test_rgbd_split_and_eval_on_a_tiny_trained_model(rgbd_npz, tmp_path):
     pictures = sorted(p.name for p in (out / "pictures").iterdir())
     assert pictures == [p["png"] for p in report["pictures"]] and len(pictures) == 3
     assert "| hha_to_ab/top1 |" in (out / "pretext.md").read_text()
+
+
+def test_rgbd_command_line_cameras_frames_and_refusals(rgbd_npz, tmp_path, capsys):
+    from splitbrain.cli import build_parser, main
+    from splitbrain.cli.pretrain import config_from_args
+
+    data = f"npz:{rgbd_npz}"
+    train_npz, test_npz = tmp_path / "train.npz", tmp_path / "test.npz"
+    argv = ["rgbd-split", "--data", data, "--holdout", "every:4", "--intrinsics",
+            "100,101,30.5,20.5", "--out", str(train_npz), str(test_npz)]  # fmt: skip
+    assert main(argv) == 0
+    assert open_rgbd(f"npz:{test_npz}").intrinsics(0) == Intrinsics(100, 101, 30.5, 20.5)
+    argv = ["rgbd-split", "--data", data, data, "--intrinsics", "1,1,1,1", "2,2,2,2", "3,3,3,3",
+            "--out", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "3 cameras for 2 --data sources" in capsys.readouterr().err
+    args = build_parser().parse_args(["pretrain", "--data", data, "--split", "rgbd", "--preset",
+                                      "small", "--intrinsics", "100,101,30.5,20.5"])  # fmt: skip
+    assert config_from_args(args).intrinsics == (100.0, 101.0, 30.5, 20.5)
+
+    out = str(tmp_path / "eval")
+    lab = sb.save(sb.build("splitbrain", preset="small", width=0.125), tmp_path / "lab.safetensors")
+    with pytest.raises(SystemExit):  # refused before a single frame is encoded
+        main(["rgbd-eval", "--weights", str(lab), "--data", data, "--out", out])
+    assert "a lab model; rgbd-eval needs one pre-trained with --split rgbd" in (
+        capsys.readouterr().err
+    )
+    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125)
+    rgbd = sb.save(model, tmp_path / "rgbd.safetensors")
+    with pytest.raises(SystemExit):
+        main(["rgbd-eval", "--weights", str(rgbd), "--data", f"npz:{test_npz}", "--out", out])
+    assert "the held-out frames rgbd-split wrote; pass both of its files as --frames" in (
+        capsys.readouterr().err
+    )
+    argv = ["rgbd-eval", "--weights", str(rgbd), "--frames", str(train_npz), str(test_npz),
+            "--out", out, "--no-progress", "--no-pictures"]  # fmt: skip
+    assert main(argv) == 0
+    assert "HHA" not in capsys.readouterr().err  # no progress bar
+    assert (
+        json.loads((tmp_path / "eval" / "pretext.json").read_text())["counts"]["test_frames"] == 3
+    )

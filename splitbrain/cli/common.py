@@ -39,6 +39,19 @@ def positive(kind: type):
     return parse
 
 
+def intrinsics(text: str) -> tuple[float, float, float, float]:
+    """An argparse type for a pinhole camera, FX,FY,CX,CY in pixels (0-based centres)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values[:2]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected FX,FY,CX,CY in pixels (focal lengths positive), got {text!r}"
+        )
+    return values
+
+
 def geometry(weights: str, preset: str, crop: int | None, resize: int | None) -> tuple[int, int]:
     """(resize, crop) for a model's images: the flags, else the pre-training run's config.yaml
     beside the weights (when the model keeps the run's preset: a rebuild at ``transfer`` takes

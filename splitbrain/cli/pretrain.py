@@ -11,7 +11,7 @@ from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
 from ..variants import VARIANTS
-from .common import UsageError, positive
+from .common import UsageError, intrinsics, positive
 
 log = logging.getLogger("splitbrain.cli")
 
@@ -134,6 +134,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="stop before training if more of the data than this is unreadable",
     )
     p.add_argument(
+        "--intrinsics", type=intrinsics, metavar="FX,FY,CX,CY",
+        help="--split rgbd: the camera in pixels (0-based centres), over what the files say",
+    )  # fmt: skip
+    p.add_argument(
         "--max-items", type=positive(int), metavar="N",
         help="a quick trial on N items of the data, evenly spread (part of the recipe)",
     )  # fmt: skip
@@ -180,6 +184,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(f"--split {args.split} needs --data (the built-in data is RGB photos)")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.intrinsics and get_split(args.split).space.data != "rgbd":
+        raise UsageError("--intrinsics is for RGB-D data (--split rgbd)")
     if args.init_from and args.init != "gaussian":
         raise UsageError("--init-from and --init kraehenbuehl exclude each other")
     if not 0 <= args.max_bad_fraction <= 1:
@@ -219,6 +225,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         probe_data=args.probe_data,
         max_bad_fraction=args.max_bad_fraction,
         max_items=args.max_items,
+        intrinsics=args.intrinsics,
         download=args.download,
         progress=not args.no_progress,
     )

@@ -10,7 +10,7 @@ package's transforms, as for every other kind of data.
 
 from __future__ import annotations
 
-import warnings
+import logging
 
 import numpy as np
 import torch
@@ -24,6 +24,8 @@ from ..data.errors import DatasetError
 from ..data.transforms import EvalTransform, TrainTransform
 from .hha import Intrinsics, hha
 from .sources import RGBDSource
+
+log = logging.getLogger("splitbrain.rgbd")
 
 __all__ = ["RGBDDataset"]
 
@@ -58,10 +60,9 @@ class RGBDDataset(Dataset):
         cameras = [source.intrinsics(i) for i in range(len(source))]
         self.without_intrinsics = sum(c is None for c in cameras)
         if self.without_intrinsics:
-            warnings.warn(
+            log.warning(
                 f"{source.path}: {self.without_intrinsics} of {len(source)} frames have no "
-                "intrinsics; their HHA uses the Kinect-like default camera (docs/RGBD.md)",
-                stacklevel=2,
+                "intrinsics; their HHA uses the Kinect-like default camera (docs/RGBD.md)"
             )
         bar = tqdm(total=len(source), desc="HHA", unit="frame", leave=False, disable=not progress)
         batch: list[tuple[np.ndarray, np.ndarray, Intrinsics | None]] = []

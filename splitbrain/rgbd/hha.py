@@ -12,14 +12,16 @@ non-finite and is masked everywhere (never encoded as near).
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+log = logging.getLogger("splitbrain.rgbd")
 
 # Kinect v1 nominal horizontal field of view (vertical: 46.6), used when intrinsics are unknown.
 KINECT_HFOV_DEG = 58.5
@@ -278,10 +280,7 @@ def hha(
         raise ValueError("hha needs at least one frame")
     if K is None:
         K = Intrinsics.default(h, w)
-        warnings.warn(
-            f"hha: no camera intrinsics given; assuming a Kinect-like default {K}",
-            stacklevel=2,
-        )
+        log.warning(f"hha: no camera intrinsics given; assuming a Kinect-like default {K}")
     cams = [K] * n if isinstance(K, Intrinsics) else list(K)
     if up is not None:
         up = up.to(device=depth.device, dtype=depth.dtype).reshape(-1, 3).expand(n, 3)

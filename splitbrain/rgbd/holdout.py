@@ -5,8 +5,8 @@ the held-out ones), so that both commands see the same frames (docs/RGBD.md, "He
 
 from __future__ import annotations
 
+import logging
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from ..atomic import atomic_write
 from ..data.errors import DatasetError
 from .hha import Intrinsics
 from .sources import RGBDSelection, RGBDSource, open_rgbd
+
+log = logging.getLogger("splitbrain.rgbd")
 
 __all__ = ["holdout_indices", "split_frames", "write_npz"]
 
@@ -62,17 +64,31 @@ def holdout_indices(sizes: Sequence[int], spec: str) -> tuple[list[int], list[in
     return [i for i in range(total) if i not in held], test
 
 
-def split_frames(specs: Sequence[str], holdout: str) -> tuple[RGBDSelection, RGBDSelection]:
-    """The (training, held-out) frames of the RGB-D sources ``specs``, concatenated in order."""
-    sources = [open_rgbd(s) for s in specs]
+def split_role(spec: str) -> str | None:
+    """Which side of ``rgbd-split`` an RGB-D npz holds ("train", "test"), None otherwise."""
+    path = Path(spec.removeprefix("npz:"))
+    if path.suffix != ".npz" or not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as arrays:
+        return str(arrays["split_role"]) if "split_role" in arrays.files else None
+
+
+def split_frames(
+    specs: Sequence[str], holdout: str, cameras: Sequence[Intrinsics | None] | None = None
+) -> tuple[RGBDSelection, RGBDSelection]:
+    """The (training, held-out) frames of the RGB-D sources ``specs``, concatenated in order;
+    ``cameras``, one per source, override the intrinsics the files give."""
+    cameras = cameras or [None] * len(specs)
+    sources = [open_rgbd(s, k) for s, k in zip(specs, cameras, strict=True)]
     train, test = holdout_indices([len(s) for s in sources], holdout)
     return RGBDSelection(sources, train), RGBDSelection(sources, test)
 
 
-def write_npz(source: RGBDSource, path: str | Path) -> Path:
+def write_npz(source: RGBDSource, path: str | Path, role: str | None = None) -> Path:
     """Write frames as an ``npz:`` RGB-D file that ``open_rgbd`` reads back: ``rgb``, z-depth
     ``depth`` (range maps already converted), ``item_id``, and ``labels`` / ``intrinsics``
-    when known. Frames whose camera is unknown while others' are known are written with the
+    when known; ``role`` ("train" or "test": which side of ``rgbd-split`` it is) as
+    ``split_role``. Frames whose camera is unknown while others' are known are written with the
     default camera (with a warning): the format has one intrinsics row per frame or none."""
     frames = [source[i] for i in range(len(source))]
     shapes = {rgb.shape for rgb, _ in frames}
@@ -86,15 +102,16 @@ def write_npz(source: RGBDSource, path: str | Path) -> Path:
         "item_id": np.array([source.name(i) for i in range(len(source))]),
         "depth_kind": np.array("z_m"),
     }
+    if role is not None:
+        arrays["split_role"] = np.array(role)
     if source.labels is not None:
         arrays["labels"] = np.asarray(source.labels)
     cameras = [source.intrinsics(i) for i in range(len(source))]
     unknown = sum(c is None for c in cameras)
     if unknown < len(cameras):
         if unknown:
-            warnings.warn(
-                f"{path}: {unknown} frames without intrinsics written with the default camera",
-                stacklevel=2,
+            log.warning(
+                f"{path}: {unknown} frames without intrinsics written with the default camera"
             )
         h, w = frames[0][1].shape
         cameras = [c or Intrinsics.default(h, w) for c in cameras]

@@ -11,8 +11,8 @@ several sources and selects frames of them.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +26,8 @@ from ..data.base import Source
 from ..data.errors import DatasetError
 from ..data.npz import read_npz
 from .hha import Intrinsics, range_to_z
+
+log = logging.getLogger("splitbrain.rgbd")
 
 __all__ = [
     "NYU_INTRINSICS",
@@ -154,10 +156,9 @@ def _range_to_z(range_m: np.ndarray, camera: Intrinsics | None, path: Path) -> n
     """z-depth from a range map; a range map without intrinsics falls back to the default."""
     if camera is None:
         camera = Intrinsics.default(*range_m.shape)
-        warnings.warn(
+        log.warning(
             f"{path}: range depth without intrinsics; converting to z with the Kinect-like "
-            f"default {camera}",
-            stacklevel=4,
+            f"default {camera}"
         )
     return range_to_z(torch.from_numpy(range_m)[None], camera)[0].numpy()
 
@@ -382,8 +383,9 @@ def _color_dir(root: Path) -> Path | None:
     return next((root / d for d in _COLOR_DIRS if (root / d).is_dir()), None)
 
 
-def open_rgbd(spec: str | os.PathLike) -> RGBDSource:
-    """Open an RGB-D source from ``FORMAT:PATH`` or a bare path.
+def open_rgbd(spec: str | os.PathLike, intrinsics: Intrinsics | None = None) -> RGBDSource:
+    """Open an RGB-D source from ``FORMAT:PATH`` or a bare path; ``intrinsics`` is the camera
+    of every frame, over what the files say (NYU's camera is known, so not for ``nyu``).
 
     FORMAT is ``npz``, ``nyu`` (labelled .mat), ``pairs`` (convention detected from the
     layout), or ``tum`` / ``sun`` (pairs with that convention). Without one, a ``.npz`` file,
@@ -391,19 +393,25 @@ def open_rgbd(spec: str | os.PathLike) -> RGBDSource:
     """
     text = os.fspath(spec)
     fmt, sep, rest = text.partition(":")
+
+    def nyu(path):
+        if intrinsics is not None:
+            raise RGBDError(f"{text}: NYU Depth v2's camera is known; --intrinsics does not apply")
+        return NYUDepthMat(path)
+
     readers = {
-        "npz": RGBDNpz,
-        "nyu": NYUDepthMat,
-        "pairs": RGBDPngPairs,
-        "tum": lambda p: RGBDPngPairs(p, convention="tum"),
-        "sun": lambda p: RGBDPngPairs(p, convention="sun"),
+        "npz": lambda p: RGBDNpz(p, intrinsics),
+        "nyu": nyu,
+        "pairs": lambda p: RGBDPngPairs(p, intrinsics=intrinsics),
+        "tum": lambda p: RGBDPngPairs(p, convention="tum", intrinsics=intrinsics),
+        "sun": lambda p: RGBDPngPairs(p, convention="sun", intrinsics=intrinsics),
     }
     if sep and fmt in readers:
         return readers[fmt](rest)
     path = Path(text)
     if path.is_dir():
-        return RGBDPngPairs(path)
-    by_suffix = {".npz": RGBDNpz, ".mat": NYUDepthMat}
+        return readers["pairs"](path)
+    by_suffix = {".npz": readers["npz"], ".mat": nyu}
     if path.suffix.lower() in by_suffix:
         return by_suffix[path.suffix.lower()](path)
     raise RGBDError(

@@ -25,7 +25,7 @@ DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "caffe": 3e-5, "small": 1e-3}
 RECIPE_KEYS = (
     "data", "variant", "split", "preset", "width", "bn_affine", "init", "batch_size", "crop",
     "resize", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
-    "soft_targets", "rebalance", "precision", "max_items", "init_from",
+    "soft_targets", "rebalance", "precision", "max_items", "init_from", "intrinsics",
 )  # fmt: skip
 #: Written to config.yaml for the record, never compared.
 _UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
@@ -80,6 +80,7 @@ class TrainConfig:
     log_every: int = 10
     max_bad_fraction: float = 0.01
     max_items: int | None = None  # an evenly spread subset of the data, for quick trials
+    intrinsics: tuple[float, float, float, float] | None = None  # RGB-D camera FX,FY,CX,CY
     download: bool = False
     progress: bool = True
 
@@ -104,6 +105,8 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["betas"], data["lr_milestones"] = list(self.betas), list(self.lr_milestones)
         data["lr_factors"] = list(self.lr_factors)
+        if self.intrinsics is not None:
+            data["intrinsics"] = list(self.intrinsics)
         return data
 
     def to_yaml(self, total_steps: int | None = None) -> str:

@@ -23,6 +23,7 @@ from ..data import (
     spread_items,
 )
 from ..rgbd import RGBDDataset, open_rgbd
+from ..rgbd.hha import Intrinsics
 from ..spaces import ChannelSpace
 from ..splits import get_split
 from .config import TrainConfig
@@ -53,7 +54,8 @@ def _scanned(
 
 
 def _rgbd(config: TrainConfig, space: ChannelSpace, transform: TrainTransform) -> Opened:
-    source = open_rgbd(config.data)
+    camera = Intrinsics(*config.intrinsics) if config.intrinsics else None
+    source = open_rgbd(config.data, camera)
     log.info("data: %s", source.describe())
     dataset = RGBDDataset(source, transform, progress=config.progress)
     return dataset, dataset.report
