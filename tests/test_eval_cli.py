@@ -237,3 +237,20 @@ def test_models_that_read_different_data_are_refused_together(npz, tmp_path, cap
         main(["knn", "--weights", str(npz["weights"]), str(bands), *data_args(npz), *FAST])
     error = capsys.readouterr().err
     assert "reads images" in error and "reads channels" in error and "separate commands" in error
+
+
+def test_extract_gives_an_rgbd_model_features_of_rgbd_frames(tmp_path):
+    rng = np.random.default_rng(3)
+    frames = tmp_path / "frames.npz"
+    np.savez(frames, rgb=rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8),
+             depth=rng.uniform(1, 3, (5, 48, 64)).astype(np.float32),
+             labels=np.array([0, 1, 0, 1, 1]))  # fmt: skip
+    model = sb.build("splitbrain", preset="small", split="rgbd", width=0.125)
+    weights = sb.save(model, tmp_path / "rgbd.safetensors")
+    out = tmp_path / "f.npz"
+    argv = ["extract", "--weights", str(weights), "--data", f"npz:{frames}", "--layers",
+            "conv5", "--out", str(out), "--workers", "0", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    features = np.load(out)
+    assert features["conv5"].shape == (5, model.layer_channels("conv5"))
+    assert features["labels"].tolist() == [0, 1, 0, 1, 1]

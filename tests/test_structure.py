@@ -132,7 +132,7 @@ def test_machinery_packages_import_in_the_documented_direction():
         "rgbd": {"data"},
         "evaluate": {"data", "rgbd"},
         "train": {"evaluate", "rgbd", "data"},
-        "inference": {"data"},
+        "inference": {"data", "rgbd"},
         "cli": {"train", "evaluate", "inference", "rgbd", "data"},
     }
     modules = package_modules()

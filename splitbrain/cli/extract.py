@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         required=True,
         metavar="SPEC",
         help="FORMAT:PATH (folder:, cifar10:, cifar100:, stl10:, npz:, skimage:; npz: and "
-        "tiff: for channel models)",
+        "tiff: for channel models; npz:, nyu:, pairs:, tum:, sun: for RGB-D models)",
     )
     p.add_argument(
         "--data-split",
@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     elif space.data == "channels":
         source = open_channels(args.data)
     else:
-        raise UsageError(f"extract reads image and channel data; a {space.kind} model needs more")
-    source = spread_items(source, args.max_items)
+        from ..rgbd import open_rgbd
+
+        source = open_rgbd(args.data)
+    source = source if space.data == "rgbd" else spread_items(source, args.max_items)
     print(f"data: {source.describe()}")
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     outcome = extract_to_file(

@@ -137,9 +137,17 @@ def extract_to_file(
     start = time.perf_counter()
     resize, crop = input_geometry(model.config.preset, crop, resize)
     space = model.split.space
-    # No scan first: every file is decoded once, as it is extracted; an unreadable one is
-    # skipped there, logged by name and counted in the log the workers share.
-    dataset = ImageDataset(source, EvalTransform(resize, crop), channels=space.raw_channels)
+    transform = EvalTransform(resize, crop)
+    if space.data == "rgbd":  # HHA once per frame, then centre crops
+        from ..rgbd import RGBDDataset
+
+        dataset = RGBDDataset(source, transform, progress=progress)
+        summary = dataset.report
+    else:
+        # No scan first: every file is decoded once, as it is extracted; an unreadable one is
+        # skipped there, logged by name and counted in the log the workers share.
+        dataset = ImageDataset(source, transform, channels=space.raw_channels)
+        summary = dataset.log.summary
     batches = DataLoader(
         dataset.with_index(), batch_size, num_workers=workers, collate_fn=ImageDataset.collate
     )
@@ -182,5 +190,5 @@ def extract_to_file(
 
     atomic_write(table, write_csv)
     return ExtractOutcome(
-        path, table, len(rows), len(source), dataset.log.summary(), time.perf_counter() - start
+        path, table, len(rows), len(source), summary(), time.perf_counter() - start
     )

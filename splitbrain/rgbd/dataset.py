@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..data.base import UNLABELED
-from ..data.dataset import ImageDataset
+from ..data.dataset import ImageDataset, WithIndex
 from ..data.errors import DatasetError
 from ..data.transforms import EvalTransform, TrainTransform
 from .hha import Intrinsics, hha
@@ -99,6 +99,15 @@ class RGBDDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         label = UNLABELED if self.labels is None else int(self.labels[i])
         return self.transform.cropped(self.frames[i]), label
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Source index of each item: every frame is one (none is skipped)."""
+        return np.arange(len(self.frames))
+
+    def with_index(self) -> WithIndex:
+        """The same items carrying their frame index instead of their label."""
+        return WithIndex(self)
 
     def report(self) -> str:
         """One line for logs: frames, how much depth is usable, how many cameras were guessed."""
