@@ -48,20 +48,6 @@ PRESETS: dict[str, Geometry] = {
         "fc6": (6, 1, 0),
         "fc7": (1, 1, 0),
     },
-    # The authors' released Caffe deploy files (docs/INTEROP.md): "transfer" with the paper's
-    # dilated fc6, so 227 input -> fc6/fc7 at 6x6.
-    "caffe": {
-        "conv1": (11, 4, 0),
-        "pool1": (3, 2, 0),
-        "conv2": (5, 1, 2),
-        "pool2": (3, 2, 0),
-        "conv3": (3, 1, 1),
-        "conv4": (3, 1, 1),
-        "conv5": (3, 1, 1),
-        "pool5": (3, 2, 0),
-        "fc6": (6, 1, 5, 2),
-        "fc7": (1, 1, 0),
-    },
     # 32-96 px images (CIFAR-10, STL-10): side s -> s/4 grid. conv1 3x3 stride 1 keeps the
     # few input pixels, pools 1 and 2 halve the side like the paper's, conv2 is 3x3 (a 5x5 at
     # this resolution costs 3x the FLOPs for a receptive field the small images do not need),
@@ -79,6 +65,9 @@ PRESETS: dict[str, Geometry] = {
         "fc7": (1, 1, 0),
     },
 }
+# The authors' released Caffe deploy files (docs/INTEROP.md): "transfer" with the paper's
+# dilated fc6, so 227 input -> fc6/fc7 at 6x6.
+PRESETS["caffe"] = {**PRESETS["transfer"], "fc6": PRESETS["paper"]["fc6"]}
 PRESET_INPUT = {"paper": 180, "transfer": 227, "caffe": 227, "small": 32}
 # The paper resizes to 256 and crops 180; other presets keep that ratio, except that small
 # images (CIFAR) are padded by the usual 4 pixels' worth of resize instead of upscaled 1.4x.
