@@ -151,32 +151,23 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
     return layers
 
 
-def weights_problem(path: Path) -> str | None:
-    """Why ``path`` is not a splitbrain weights file, with the fix where there is one."""
-    from ..weights import WeightsFileError, read_config
-
-    try:
-        read_config(path)
-    except WeightsFileError as error:
-        return str(error)
-    return None
-
-
 def check_weights(specs: list[str]) -> str:
     """Every --weights opens (files: their header; baselines: their spec) and names a row of
     its own, and all read the same kind of data; UsageError otherwise, before any data is read
     or model evaluated. Returns that kind (``ChannelSpace.data``: images, channels, rgbd)."""
     from ..evaluate.baselines import parse_baseline, split_name
-    from ..weights import read_config
+    from ..weights import WeightsFileError, read_config
 
     seen: dict[str, str] = {}
     kinds: dict[str, str] = {}
     for spec in specs:
         name, model = split_name(spec)
         if parse_baseline(model) is None:
-            if problem := weights_problem(Path(model)):
-                raise UsageError(f"--weights {problem}")
-            kinds.setdefault(read_config(model).split.space.data, spec)
+            try:  # the header alone: the file's kind, or why it is not a weights file
+                config = read_config(model)
+            except WeightsFileError as error:
+                raise UsageError(f"--weights {error}") from None
+            kinds.setdefault(config.split.space.data, spec)
         else:
             kinds.setdefault("images", spec)  # baselines are RGB split-brain networks
         if name in seen:

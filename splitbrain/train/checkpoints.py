@@ -40,7 +40,7 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """(step, path) of the checkpoints in ``folder``, newest first."""
     if not folder.is_dir():
         return []
-    found = [(checkpoint_step(p), p) for p in folder.iterdir() if _NAME.match(p.name)]
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return sorted(found, reverse=True)
 
 

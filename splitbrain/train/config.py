@@ -12,6 +12,7 @@ import yaml
 
 from ..device import default_precision, device_for
 from ..models import input_geometry
+from .checkpoints import checkpoints
 
 log = logging.getLogger("splitbrain.train")
 
@@ -154,9 +155,7 @@ def check_recipe(out: Path, config: TrainConfig) -> None:
     previous = saved_settings(out)
     if previous is None:
         return
-    started = (
-        any((out / "checkpoints").glob("step-*.ckpt")) or (out / "weights.safetensors").exists()
-    )
+    started = checkpoints(out / "checkpoints") or (out / "weights.safetensors").exists()
     if not started:  # it stopped before its first checkpoint: nothing to resume or protect
         log.info("%s: no checkpoint yet; starting it again with this command's settings", out)
         return

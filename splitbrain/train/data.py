@@ -85,11 +85,11 @@ SMALL_UP_TO = 96
 def preset_for(source: ImageSource, samples: int = 32) -> tuple[str, str]:
     """The preset that fits ``source``'s images, and why: ``small`` when the median shorter
     side of ``samples`` evenly spaced items is at most SMALL_UP_TO px, ``paper`` above."""
-    picks = np.linspace(0, len(source) - 1, min(samples, len(source))).round().astype(int)
+    sampled = spread_items(source, samples)
     sides = []
-    for i in dict.fromkeys(picks.tolist()):
+    for i in range(len(sampled)):
         try:
-            _, (height, width) = source.check(i)
+            _, (height, width) = sampled.check(i)
         except BadImage:
             continue
         sides.append(min(height, width))
