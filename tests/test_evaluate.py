@@ -185,6 +185,15 @@ def test_knn_evaluate_reports_every_k_and_layer(linear_task):
     assert result.top1[5]["conv5"] > 60.0 and result.test_items == 100
 
 
+def test_knn_evaluate_layers_none_is_every_layer_and_default_conv5(linear_task):
+    model, train, y_train, test, y_test = linear_task
+    data = labelled(train[:100], y_train[:100], test[:40], y_test[:40])
+    every = knn_evaluate(model, data, None, ks=(5,), workers=0, crop=32, resize=32)
+    assert list(every.top1[5]) == model.layer_names  # `--layers all`
+    default = knn_evaluate(model, data, ks=(5,), workers=0, crop=32, resize=32)
+    assert list(default.top1[5]) == ["conv5"]
+
+
 # ---------------------------------------------------------------------------- metrics
 
 

@@ -115,7 +115,7 @@ def knn_accuracy(
 def knn_evaluate(
     model: SplitBrain,
     data: LabelledData,
-    layers: list[str] | None = None,
+    layers: list[str] | tuple[str, ...] | None = ("conv5",),
     ks: tuple[int, ...] = DEFAULT_KS,
     temperature: float = TEMPERATURE,
     batch_size: int = 256,
@@ -127,8 +127,9 @@ def knn_evaluate(
     precision: str | None = None,
 ) -> KNNResult:
     """kNN accuracy of ``model``'s frozen, pooled layers: ``data``'s training images are the
-    neighbours, its test images the queries (centre crops, no augmentation)."""
-    layers = check_layers(model, layers or ["conv5"], name)
+    neighbours, its test images the queries (centre crops, no augmentation). ``layers`` None
+    means every layer the model has."""
+    layers = check_layers(model, None if layers is None else list(layers), name)
     device = device_for(accelerator, "--accelerator")
     precision, _ = resolve_precision(precision, device)
     model.eval().to(device, memory_format=torch.channels_last)
