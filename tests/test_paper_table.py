@@ -143,3 +143,26 @@ def test_markdown_puts_the_papers_numbers_beside_ours(table):
     assert "**62.0**" in line and "35.4 | 35.2 | 32.8 |" in line
     assert "| `joint` | (L,ab)→(ab,L) | … |" in text
     assert "| `splitbrain` | 1.0 min | 0.5 min |" in text
+
+
+def test_knn_rows_and_recipes_that_predate_the_new_fields(table, tiny, tmp_path):
+    committed = json.loads((table.RESULTS / "paper_table_cifar10.json").read_text())["recipe"]
+    assert table.full_recipe().as_dict() == committed  # new fields at their old values: same key
+    imagenette = table.imagenette_recipe()
+    assert imagenette.preset == "paper" and imagenette.resize == 200 and imagenette.knn
+    assert {"resize", "knn", "precision"} <= set(imagenette.as_dict())
+
+    recipe = table.dataclasses.replace(
+        table.Recipe(**table.full_recipe().as_dict()),
+        data=tiny[1], test_data=tiny[3], width=0.125, probe_epochs=1, resize=40, knn=True,
+    )  # fmt: skip
+    data = table.LabelledData.open(recipe.data, recipe.test_data, progress=False)
+    row = table.run_row("gaussian", recipe, data, tmp_path / "runs", False, 0)
+    assert list(row["knn_top1"]) == list(table.LAYERS)
+    assert all(0 <= v <= 100 for v in row["knn_top1"].values())
+    text = table.markdown({"gaussian": row}, recipe, ["gaussian"])
+    assert "| row | kNN k=20 conv1 | conv2 | conv3 | conv4 | conv5 |" in text
+    assert (
+        "| split-brain (cl,cl) beats random weights (Gaussian) | not in this table (splitbrain) |"
+        in text
+    )
