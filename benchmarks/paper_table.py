@@ -98,14 +98,16 @@ class Recipe:
     # its own (its own runs and JSON).
     precision: str = "32-true"
     resize: int | None = None  # shorter side before the crops; None: the preset's
+    resize_max: int | None = None  # pre-training's scale jittering: shorter side resize..this
     knn: bool = False  # also score every layer by kNN (k=20), beside the linear probe
 
     def as_dict(self) -> dict:
         """The recipe's record; fields at the values of the committed CIFAR-10 tables (which
         predate them) are left out, so those tables still resume."""
         record = dataclasses.asdict(self)
-        for name, before in (("precision", "32-true"), ("resize", None), ("knn", False)):
-            if record[name] == before:
+        legacy = {"precision": "32-true", "resize": None, "resize_max": None, "knn": False}
+        for name, value in legacy.items():
+            if record[name] == value:
                 del record[name]
         return record
 
@@ -214,6 +216,7 @@ def train_config(row: str, recipe: Recipe, out: Path, progress: bool, workers: i
         batch_size=recipe.batch_size,
         lr=recipe.lr,
         resize=recipe.resize,
+        resize_max=recipe.resize_max,
         seed=recipe.seed,
         progress=progress,
         workers=workers,
@@ -440,6 +443,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("width", "epochs", "lr"):
         p.add_argument(f"--{name}", type=positive(float), help="override the recipe's value")
     p.add_argument("--batch-size", type=positive(int), help="override the pre-training batch")
+    p.add_argument(
+        "--resize-max", type=positive(int), help="pre-training's scale jittering (resize..this)"
+    )
     p.add_argument("--probe-epochs", type=positive(int), help="override the probe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed (pre-training, probe)")
     p.add_argument(
@@ -465,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "lr": args.lr,
         "batch_size": args.batch_size,
+        "resize_max": args.resize_max,
         "probe_epochs": args.probe_epochs,
         "precision": args.precision,
         "seed": args.seed,

@@ -363,6 +363,21 @@ def test_train_transform_flips_and_is_reproducible():
     assert len(crops) > 5  # random positions
 
 
+def test_scale_jittering_draws_the_shorter_side_in_its_range():
+    transform = TrainTransform(resize=10, crop=6, resize_max=16)
+    assert transform.largest_side == 16 and TrainTransform(10, 6).largest_side == 10
+    torch.manual_seed(0)
+    sides = [min(transform.resized(_rgb(1, 20, 30)).shape[-2:]) for _ in range(200)]
+    assert set(sides) == set(range(10, 17))  # every side of the range, and only those
+    torch.manual_seed(0)
+    again = [min(transform.resized(_rgb(1, 20, 30)).shape[-2:]) for _ in range(200)]
+    assert again == sides  # a function of the generator's state: resumes exactly
+    assert transform(_rgb(1, 20, 30)).shape == (3, 6, 6)
+    assert "resize=10..16" in repr(transform)
+    with pytest.raises(ValueError, match="resize <= resize_max"):
+        TrainTransform(resize=10, crop=6, resize_max=8)
+
+
 # ---------------------------------------------------------------- dataset
 
 

@@ -21,6 +21,7 @@ from splitbrain.data.shards import prepare
 from splitbrain.objective import Objective
 from splitbrain.train import TrainConfig, pretrain
 from splitbrain.train.checkpoints import checkpoints
+from splitbrain.train.config import RECIPE_KEYS
 from splitbrain.train.stream import StepSampler
 from splitbrain.train.task import PretrainTask
 
@@ -424,3 +425,11 @@ def test_precision_defaults_to_bf16_where_the_device_has_it_and_says_why(monkeyp
     )
     config = TrainConfig(preset="small", precision="32-true")
     assert (config.precision, config.precision_reason) == ("32-true", "asked for")
+
+
+def test_resize_max_reaches_the_training_data_and_must_not_be_below_resize():
+    given = ["pretrain", "--data", "x", "--preset", "small", "--resize", "40"]
+    config = config_from_args(build_parser().parse_args([*given, "--resize-max", "48"]))
+    assert (config.resize, config.resize_max) == (40, 48) and "resize_max" in RECIPE_KEYS
+    with pytest.raises(ValueError, match="resize_max 36 is below resize 40"):
+        config_from_args(build_parser().parse_args([*given, "--resize-max", "36"]))

@@ -97,6 +97,12 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--crop", type=positive(int), help="training crop side (preset's input)")
     p.add_argument("--resize", type=positive(int), help="shorter side before cropping")
     p.add_argument(
+        "--resize-max",
+        type=positive(int),
+        help="scale jittering: each image's shorter side drawn from --resize..this (keeps a "
+        "network from memorising a few thousand photographs; docs/RESULTS.md)",
+    )
+    p.add_argument(
         "--soft-targets",
         action="store_true",
         help="ECCV16 soft encoding (5 nearest bins) instead of 1-hot targets",
@@ -212,6 +218,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         rebalance=args.rebalance,
         crop=args.crop or defaults.get("crop"),
         resize=args.resize,
+        resize_max=args.resize_max,
         accelerator=args.accelerator,
         devices=devices,
         nodes=args.nodes,

@@ -49,7 +49,7 @@ class ImageDataset(Dataset):
         self.log = log if log is not None else BadImageLog()
         self.log.bind(source)
         self.min_side = transform.crop // 2 if min_side is None else min_side
-        self.decode_side = transform.resize if reduced_decode else None
+        self.decode_side = transform.largest_side if reduced_decode else None
         self.indices = self.log.good_indices()
 
     def __len__(self) -> int:

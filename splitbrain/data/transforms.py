@@ -74,10 +74,19 @@ class _Transform:
         self.resize = resize
         self.crop = crop
 
+    @property
+    def largest_side(self) -> int | None:
+        """The largest shorter side a frame is resized to (what decoding must keep)."""
+        return self.resize
+
+    def side(self) -> int | None:
+        """This frame's shorter side after the resize."""
+        return self.resize
+
     def resized(self, frame: Frame, nearest: slice | None = None) -> Tensor:
         """The (C, h, w) frame at the training resolution, before the crop."""
         frame = as_chw(frame)
-        size = resized_shape(*frame.shape[-2:], self.resize, self.crop)
+        size = resized_shape(*frame.shape[-2:], self.side(), self.crop)
         return resize_frame(frame, size, nearest)
 
     def cropped(self, frame: Tensor) -> Tensor:
@@ -92,19 +101,37 @@ class _Transform:
 
 
 class TrainTransform(_Transform):
-    """Resize, take a random ``crop`` square, mirror half of them (``mirror``)."""
+    """Resize, take a random ``crop`` square, mirror half of them (``mirror``). With
+    ``resize_max``, each frame's shorter side is drawn uniformly from ``resize..resize_max``
+    (scale jittering, Simonyan & Zisserman 2015): the crops of a few thousand photographs then
+    differ in scale as well as position, which keeps a network from memorising them."""
 
     train = True
 
-    def __init__(self, resize: int | None, crop: int, mirror: bool = True) -> None:
+    def __init__(
+        self, resize: int | None, crop: int, mirror: bool = True, resize_max: int | None = None
+    ) -> None:
         super().__init__(resize, crop)
+        if resize_max is not None and (resize is None or resize_max < resize):
+            raise ValueError(f"need resize <= resize_max, got {resize} and {resize_max}")
         self.mirror = mirror
+        self.resize_max = resize_max
+
+    @property
+    def largest_side(self) -> int | None:
+        return self.resize_max or self.resize
+
+    def side(self) -> int | None:
+        if self.resize_max is None:
+            return self.resize
+        return self.resize + int(torch.randint(self.resize_max - self.resize + 1, ()))
 
     def cropped(self, frame: Tensor) -> Tensor:
         return crop_frame(frame, self.crop, True, self.mirror)
 
     def __repr__(self) -> str:
-        return f"TrainTransform(resize={self.resize}, crop={self.crop}, mirror={self.mirror})"
+        resize = f"{self.resize}..{self.resize_max}" if self.resize_max else self.resize
+        return f"TrainTransform(resize={resize}, crop={self.crop}, mirror={self.mirror})"
 
 
 class EvalTransform(_Transform):

@@ -25,7 +25,7 @@ DEFAULT_LR = {"paper": 3e-5, "transfer": 3e-5, "caffe": 3e-5, "small": 1e-3}
 #: judged by ``check_length``; every other setting may change between sittings.
 RECIPE_KEYS = (
     "data", "variant", "split", "preset", "width", "bn_affine", "init", "batch_size", "crop",
-    "resize", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
+    "resize", "resize_max", "seed", "lr", "weight_decay", "betas", "lr_milestones", "lr_factors",
     "soft_targets", "rebalance", "precision", "max_items", "init_from", "intrinsics",
 )  # fmt: skip
 #: Written to config.yaml for the record, never compared.
@@ -66,6 +66,7 @@ class TrainConfig:
     rebalance: float | None = None
     crop: int | None = None
     resize: int | None = None
+    resize_max: int | None = None  # scale jittering: each image's shorter side in resize..this
     accelerator: str = "auto"
     devices: int | str = "auto"
     nodes: int = 1
@@ -94,6 +95,8 @@ class TrainConfig:
             self.precision, self.precision_reason = default_precision(device)
         elif not self.precision_reason:
             self.precision_reason = "asked for"
+        if self.resize_max is not None and self.resize_max < self.resize:
+            raise ValueError(f"resize_max {self.resize_max} is below resize {self.resize}")
         if len(self.lr_factors) != len(self.lr_milestones) + 1:
             raise ValueError("need one more learning-rate factor than milestones")
         if self.rebalance is not None and not 0 < self.rebalance <= 1:

@@ -104,6 +104,8 @@ def preset_for(source: ImageSource, samples: int = 32) -> tuple[str, str]:
 
 
 def open_training_data(config: TrainConfig) -> Opened:
-    """The training dataset of ``config`` (random crops and mirrors), and its report line."""
+    """The training dataset of ``config`` (random crops and mirrors, scale-jittered with
+    ``resize_max``), and its report line."""
     space = get_split(config.split).space
-    return OPENERS[space.data](config, space, TrainTransform(config.resize, config.crop))
+    transform = TrainTransform(config.resize, config.crop, resize_max=config.resize_max)
+    return OPENERS[space.data](config, space, transform)

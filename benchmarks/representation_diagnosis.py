@@ -1,0 +1,93 @@
+"""Why a pre-trained network does or does not beat random weights on a labelled dataset: two
+measurements per model and layer, beside kNN top-1.
+
+* Effective dimensionality: the participation ratio (sum of eigenvalues)^2 / (sum of squared
+  eigenvalues) of the covariance of the probe's standardised features (each layer resized to
+  its probe grid, as the linear probe sees it) over the training images. A representation
+  that spends its variance on few directions gives a linear probe on 2,000 images less to
+  separate classes with, whatever its kNN neighbourhoods look like.
+* BatchNorm statistics at evaluation time: kNN top-1 with the running statistics the network
+  was saved with, and with statistics re-estimated on the evaluation's own training images.
+
+    python benchmarks/representation_diagnosis.py --data folder:../shared/data/imagenette \
+        --resize 200 gaussian=gaussian:paper:0.5 splitbrain=runs/x/weights.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import torch
+from torch import nn
+
+from splitbrain.data import EvalTransform
+from splitbrain.device import autocast, default_precision
+from splitbrain.evaluate import DEFAULT_LAYERS, LabelledData, knn_evaluate, open_model
+from splitbrain.evaluate.data import loader
+from splitbrain.extract import extract_batches, model_input
+from splitbrain.models import input_geometry
+
+
+def participation_ratio(features: torch.Tensor) -> float:
+    """(N, D) -> (sum lambda)^2 / sum lambda^2 of the standardised features' covariance."""
+    x = features.double()
+    x = (x - x.mean(0)) / x.std(0).clamp(min=1e-8)
+    eigen = torch.linalg.svdvals(x) ** 2  # the covariance's eigenvalues, times N - 1
+    return float(eigen.sum() ** 2 / (eigen**2).sum())
+
+
+@torch.no_grad()
+def recalibrated(model, batches) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm statistics are the exact averages over ``batches``."""
+    model = copy.deepcopy(model)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+        norm.train()
+    precision, _ = default_precision(torch.device("cpu"))
+    for images, _ in batches:
+        raw, valid = model_input(model, images)
+        with autocast(raw.device, precision):
+            model.features(raw, ["conv5"], valid)
+    return model.eval()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("models", nargs="+", help="weights files or baselines, NAME=... allowed")
+    p.add_argument("--data", required=True)
+    p.add_argument("--resize", type=int)
+    args = p.parse_args()
+    data = LabelledData.open(args.data, progress=False)
+    layers = list(DEFAULT_LAYERS)
+    rows = []
+    for spec in args.models:
+        name, model = open_model(spec, data)
+        resize, crop = input_geometry(model.config.preset, None, args.resize)
+        train = data.dataset("train", EvalTransform(resize, crop))
+        precision, _ = default_precision(torch.device("cpu"))
+        parts: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+        for features, _ in extract_batches(model, loader(train, 128), layers, "paper", precision):
+            for n in layers:
+                parts[n].append(features[n])
+        ratio = {n: participation_ratio(torch.cat(parts[n])) for n in layers}
+        knn = knn_evaluate(model, data, layers, (20,), resize=args.resize, name=name)
+        fresh = recalibrated(model, loader(train, 128))
+        knn_fresh = knn_evaluate(fresh, data, layers, (20,), resize=args.resize, name=name)
+        rows.append((name, ratio, knn.top1[20], knn_fresh.top1[20]))
+    print("| model | measure | " + " | ".join(layers) + " |")
+    print("|---|---|" + "---:|" * len(layers))
+    for name, ratio, knn, fresh in rows:
+        for measure, values, fmt in (
+            ("effective dimensions", ratio, ".0f"),
+            ("kNN, saved BN statistics", knn, ".1f"),
+            ("kNN, re-estimated BN", fresh, ".1f"),
+        ):
+            cells = " | ".join(f"{values[n]:{fmt}}" for n in layers)
+            print(f"| {name} | {measure} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
