@@ -265,7 +265,9 @@ def run_row(
     """Pre-train (unless a baseline) and probe one row; returns its JSON record."""
     record: dict = {"pretrain_seconds": 0.0}
     if row in BASELINES:
-        model = build_baseline(row, recipe.preset, recipe.width, data, recipe.seed)
+        model = build_baseline(
+            row, recipe.preset, recipe.width, data, recipe.seed, resize=recipe.resize
+        )
     else:
         weights, timing = pretrain_row(row, recipe, runs, progress, workers)
         record.update(timing)

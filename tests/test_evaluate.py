@@ -248,6 +248,19 @@ def test_gaussian_baseline_has_batchnorm_statistics_from_the_data(small_data):
     assert not torch.equal(bn.running_var, torch.ones_like(bn.running_var))
 
 
+def test_baselines_are_initialised_at_the_evaluations_geometry(small_data, monkeypatch):
+    """32 px images are too small for the paper preset's 180 px crops (more than a 2x
+    upscale), but not for an evaluation at 64 px: the baseline uses the evaluation's crops."""
+    from splitbrain.evaluate import baselines
+
+    seen = []
+    monkeypatch.setattr(baselines, "kraehenbuehl_init_", lambda model, raw, seed: seen.append(raw))
+    open_model("init:kraehenbuehl:paper:0.125", small_data, crop=64, resize=64)
+    assert seen[0].shape[-2:] == (64, 64)
+    _, model = open_model("gaussian:paper:0.125", small_data, crop=64, resize=64)
+    assert model.config.preset == "paper" and not model.training
+
+
 def test_kraehenbuehl_baseline_initialises_from_the_training_images(small_data, monkeypatch):
     """The baseline runs splitbrain.init on a batch of random crops of all 160 training
     images, scaled to [0, 1], and gives the model it initialised, in eval mode."""

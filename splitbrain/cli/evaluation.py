@@ -234,7 +234,7 @@ def evaluate_models(
     results: list[tuple[Result, float]] = []
     for index, spec in enumerate(args.weights):
         start = time.perf_counter()
-        name, model = open_model(spec, data, args.seed, args.preset)
+        name, model = open_model(spec, data, args.seed, args.preset, args.crop, args.resize)
         opened = time.perf_counter() - start
         results.append((evaluate(name, model), opened))
         report(results, index == len(args.weights) - 1)

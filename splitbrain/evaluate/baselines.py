@@ -68,13 +68,20 @@ def parse_baseline(spec: str) -> tuple[str, str, float] | None:
 
 
 def build_baseline(
-    init: str, preset: str, width: float, data: LabelledData, seed: int = 0
+    init: str,
+    preset: str,
+    width: float,
+    data: LabelledData,
+    seed: int = 0,
+    crop: int | None = None,
+    resize: int | None = None,
 ) -> SplitBrain:
     """An untrained split-brain network initialised by ``init`` from ``data``'s training
-    images (random crops, as in pre-training), ready for evaluation in eval mode."""
+    images (random crops at the evaluation's ``crop`` and ``resize``, default the preset's),
+    ready for evaluation in eval mode."""
     torch.manual_seed(seed)
     model = build("gaussian" if init == "gaussian" else "splitbrain", preset, width=width)
-    train = data.dataset("train", TrainTransform(*input_geometry(preset)))
+    train = data.dataset("train", TrainTransform(*input_geometry(preset, crop, resize)))
     if init == "gaussian":
         batches = loader(train, CALIBRATION_BATCH_SIZE, shuffle=True, seed=seed)
         calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
@@ -85,13 +92,18 @@ def build_baseline(
 
 
 def open_model(
-    spec: str, data: LabelledData, seed: int = 0, preset: str | None = None
+    spec: str,
+    data: LabelledData,
+    seed: int = 0,
+    preset: str | None = None,
+    crop: int | None = None,
+    resize: int | None = None,
 ) -> tuple[str, SplitBrain]:
     """(name, model in eval mode) for a weights file or a baseline spec, optionally NAME=...;
     ``preset`` rebuilds weights files at another geometry (``weights.load``); a baseline
-    names its own."""
+    names its own and is initialised from images at the evaluation's ``crop`` and ``resize``."""
     name, spec = split_name(spec)
     baseline = parse_baseline(spec)
     if baseline is None:
         return name, load(spec, preset=preset)
-    return name, build_baseline(*baseline, data, seed)
+    return name, build_baseline(*baseline, data, seed, crop, resize)
