@@ -99,8 +99,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--resize-max",
         type=positive(int),
-        help="scale jittering: each image's shorter side drawn from --resize..this (keeps a "
-        "network from memorising a few thousand photographs; docs/RESULTS.md)",
+        help="scale jittering: each image's shorter side drawn from --resize..this (curbs "
+        "memorising a few thousand photographs; docs/DESIGN.md)",
     )
     p.add_argument(
         "--soft-targets",

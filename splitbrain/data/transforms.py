@@ -104,7 +104,7 @@ class TrainTransform(_Transform):
     """Resize, take a random ``crop`` square, mirror half of them (``mirror``). With
     ``resize_max``, each frame's shorter side is drawn uniformly from ``resize..resize_max``
     (scale jittering, Simonyan & Zisserman 2015): the crops of a few thousand photographs then
-    differ in scale as well as position, which keeps a network from memorising them."""
+    differ in scale as well as position, which curbs a network's memorising them."""
 
     train = True
 
