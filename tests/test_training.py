@@ -433,3 +433,6 @@ def test_resize_max_reaches_the_training_data_and_must_not_be_below_resize():
     assert (config.resize, config.resize_max) == (40, 48) and "resize_max" in RECIPE_KEYS
     with pytest.raises(ValueError, match="resize_max 36 is below resize 40"):
         config_from_args(build_parser().parse_args([*given, "--resize-max", "36"]))
+    rgbd = [*given, "--split", "rgbd", "--resize-max", "48"]
+    with pytest.raises(ValueError, match="not RGB-D frames"):
+        config_from_args(build_parser().parse_args(rgbd))

@@ -12,6 +12,7 @@ import yaml
 
 from ..device import default_precision, device_for
 from ..models import input_geometry
+from ..splits import get_split
 from .checkpoints import checkpoints
 
 log = logging.getLogger("splitbrain.train")
@@ -97,6 +98,10 @@ class TrainConfig:
             self.precision_reason = "asked for"
         if self.resize_max is not None and self.resize_max < self.resize:
             raise ValueError(f"resize_max {self.resize_max} is below resize {self.resize}")
+        if self.resize_max is not None and get_split(self.split).space.data == "rgbd":
+            # RGB-D frames are resized once, when their HHA is cached: a jitter drawn there
+            # would be one fixed scale per frame, not scale jittering.
+            raise ValueError("resize_max is for images and channel stacks, not RGB-D frames")
         if len(self.lr_factors) != len(self.lr_milestones) + 1:
             raise ValueError("need one more learning-rate factor than milestones")
         if self.rebalance is not None and not 0 < self.rebalance <= 1:
