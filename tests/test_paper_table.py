@@ -151,6 +151,11 @@ def test_knn_rows_and_recipes_that_predate_the_new_fields(table, tiny, tmp_path)
     imagenette = table.imagenette_recipe()
     assert imagenette.preset == "paper" and imagenette.resize == 200 and imagenette.knn
     assert {"resize", "knn", "precision"} <= set(imagenette.as_dict())
+    assert table.train_config("splitbrain", imagenette, tmp_path, False, 0).init == "kraehenbuehl"
+    from_gaussian = table.dataclasses.replace(imagenette, init="gaussian")
+    assert "init" not in from_gaussian.as_dict()  # the default: older tables keep their key
+    older = table.RESULTS / "paper_table_imagenette_gaussian_init.json"
+    assert json.loads(older.read_text())["recipe"] == from_gaussian.as_dict()
 
     recipe = table.dataclasses.replace(
         table.Recipe(**table.full_recipe().as_dict()),
