@@ -41,6 +41,7 @@ from splitbrain.evaluate import (
     linear_probe,
 )
 from splitbrain.evaluate.report import plot
+from splitbrain.init import INITS
 from splitbrain.train import TrainConfig, pretrain
 from splitbrain.train.checkpoints import checkpoints
 from splitbrain.weights import load
@@ -454,8 +455,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--init",
-        choices=["gaussian", "kraehenbuehl"],
-        help="pre-training's initialisation (default gaussian; the paper's is kraehenbuehl)",
+        choices=INITS,
+        help="override the recipe's pre-training initialisation (gaussian for CIFAR-10; "
+        "kraehenbuehl, the paper's, for --imagenette)",
     )
     p.add_argument("--probe-epochs", type=positive(int), help="override the probe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's seed (pre-training, probe)")

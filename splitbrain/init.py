@@ -94,6 +94,7 @@ from torch import Tensor, nn
 
 from .models import CrossChannelEncoder, SplitBrain
 
+INITS = ("gaussian", "kraehenbuehl")  # a network's starting weights, by name
 METHODS = ("gaussian", "pca", "kmeans")
 KMEANS_ITERATIONS = 10
 SAMPLES_PER_FILTER = 10  # patches sampled per output channel, at least MIN_SAMPLES

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..init import INITS
 from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--init",
         default="gaussian",
-        choices=["gaussian", "kraehenbuehl"],
+        choices=INITS,
         help="weight initialisation (kraehenbuehl: data-dependent)",
     )
     p.add_argument(

@@ -23,13 +23,12 @@ from pathlib import Path
 import torch
 
 from ..data import TrainTransform
-from ..init import CALIBRATION_BATCHES, calibrate_batchnorm, kraehenbuehl_init_
+from ..init import CALIBRATION_BATCHES, INITS, calibrate_batchnorm, kraehenbuehl_init_
 from ..models import PRESETS, SplitBrain, input_geometry
 from ..variants import build
 from ..weights import load
 from .data import LabelledData, loader
 
-INITS = ("gaussian", "kraehenbuehl")
 CALIBRATION_BATCH_SIZE = 80  # pre-training's default batch, as for the gaussian variant
 INIT_BATCH_SIZE = 256  # the top of the 64-256 images splitbrain.init asks for
 
