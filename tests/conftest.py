@@ -9,7 +9,7 @@ import pytest
 SHARED_DATA = Path(
     os.environ.get("SPLITBRAIN_SHARED_DATA")
     or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
+).resolve()  # as the library resolves data paths, so a symlinked folder compares equal
 
 
 @pytest.fixture
