@@ -19,13 +19,13 @@ import argparse
 import copy
 
 import torch
-from torch import nn
 
 from splitbrain.data import EvalTransform
-from splitbrain.device import autocast, default_precision
+from splitbrain.device import default_precision
 from splitbrain.evaluate import DEFAULT_LAYERS, LabelledData, knn_evaluate, open_model
 from splitbrain.evaluate.data import loader
-from splitbrain.extract import extract_batches, model_input
+from splitbrain.extract import extract_batches
+from splitbrain.init import calibrate_batchnorm
 from splitbrain.models import input_geometry
 
 
@@ -35,23 +35,6 @@ def participation_ratio(features: torch.Tensor) -> float:
     x = (x - x.mean(0)) / x.std(0).clamp(min=1e-8)
     eigen = torch.linalg.svdvals(x) ** 2  # the covariance's eigenvalues, times N - 1
     return float(eigen.sum() ** 2 / (eigen**2).sum())
-
-
-@torch.no_grad()
-def recalibrated(model, batches) -> nn.Module:
-    """A copy of ``model`` whose BatchNorm statistics are the exact averages over ``batches``."""
-    model = copy.deepcopy(model)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
-        norm.train()
-    precision, _ = default_precision(torch.device("cpu"))
-    for images, _ in batches:
-        raw, valid = model_input(model, images)
-        with autocast(raw.device, precision):
-            model.features(raw, ["conv5"], valid)
-    return model.eval()
 
 
 def main() -> None:
@@ -74,7 +57,8 @@ def main() -> None:
                 parts[n].append(features[n])
         ratio = {n: participation_ratio(torch.cat(parts[n])) for n in layers}
         knn = knn_evaluate(model, data, layers, (20,), resize=args.resize, name=name)
-        fresh = recalibrated(model, loader(train, 128))
+        fresh, batches = copy.deepcopy(model), loader(train, 128)
+        calibrate_batchnorm(fresh, batches, limit=len(batches))  # exact averages over train
         knn_fresh = knn_evaluate(fresh, data, layers, (20,), resize=args.resize, name=name)
         rows.append((name, ratio, knn.top1[20], knn_fresh.top1[20]))
     print("| model | measure | " + " | ".join(layers) + " |")

@@ -436,3 +436,9 @@ def test_resize_max_reaches_the_training_data_and_must_not_be_below_resize():
     rgbd = [*given, "--split", "rgbd", "--resize-max", "48"]
     with pytest.raises(ValueError, match="not RGB-D frames"):
         config_from_args(build_parser().parse_args(rgbd))
+
+
+def test_an_unknown_initialisation_is_refused_not_trained_from_gaussian_weights():
+    assert TrainConfig(preset="small", init="kraehenbuehl").init == "kraehenbuehl"
+    with pytest.raises(ValueError, match="init 'kraehnbuehl': expected one of gaussian, kraeh"):
+        TrainConfig(preset="small", init="kraehnbuehl")

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from ..device import default_precision, device_for
+from ..init import INITS
 from ..models import input_geometry
 from ..splits import get_split
 from .checkpoints import checkpoints
@@ -102,6 +103,8 @@ class TrainConfig:
             # RGB-D frames are resized once, when their HHA is cached: a jitter drawn there
             # would be one fixed scale per frame, not scale jittering.
             raise ValueError("resize_max is for images and channel stacks, not RGB-D frames")
+        if self.init not in INITS:
+            raise ValueError(f"init {self.init!r}: expected one of {', '.join(INITS)}")
         if len(self.lr_factors) != len(self.lr_milestones) + 1:
             raise ValueError("need one more learning-rate factor than milestones")
         if self.rebalance is not None and not 0 < self.rebalance <= 1:
