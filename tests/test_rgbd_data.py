@@ -231,3 +231,21 @@ def test_hha_of_real_frames(shared_data, caplog):
     assert all(20 < _tilt_deg(g) < 50 for g in table.gravity)
     cos = float((table.gravity[0] * table.gravity[1]).sum())
     assert math.degrees(math.acos(min(1.0, cos))) < 3
+
+
+def test_open_data_opens_each_kind_with_its_own_stack(tmp_path):
+    """One opener for what a channel space reads: photographs keep their split, channel
+    stacks keep every band, RGB-D frames take the camera given; an unknown kind is refused."""
+    from splitbrain.rgbd.sources import open_data
+
+    rgb, depth = _frames(2, 6, 8)
+    np.savez(tmp_path / "frames.npz", rgb=rgb, depth=depth)
+    np.savez(tmp_path / "bands.npz", images=np.zeros((3, 5, 5, 7), np.uint8))
+    camera = Intrinsics(100.0, 101.0, 3.5, 2.5)
+    assert len(open_data("skimage:5", "images", split="test")) == 5
+    assert open_data(f"npz:{tmp_path / 'bands.npz'}", "channels")[0].shape == (5, 5, 7)
+    frames = open_data(f"npz:{tmp_path / 'frames.npz'}", "rgbd", intrinsics=camera)
+    np.testing.assert_array_equal(frames[1][0], rgb[1])
+    assert frames.intrinsics(0) == camera
+    with pytest.raises(ValueError, match="data kind 'tiff': expected one of images, channels"):
+        open_data(f"npz:{tmp_path / 'bands.npz'}", "tiff")

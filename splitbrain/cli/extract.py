@@ -58,10 +58,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import open_channels, open_source, spread_items
+    from ..data import spread_items
     from ..device import device_for
     from ..inference import extract_to_file
     from ..inference.extract_files import SUFFIXES
+    from ..rgbd.sources import open_data
     from ..weights import load
 
     layers = parse_layers(args.layers)
@@ -75,14 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"--layers: the model has no {', '.join(missing)}")
     space = model.split.space
-    if space.data == "images":
-        source = open_source(args.data, split=args.data_split)
-    elif space.data == "channels":
-        source = open_channels(args.data)
-    else:
-        from ..rgbd import open_rgbd
-
-        source = open_rgbd(args.data)
+    source = open_data(args.data, space.data, args.data_split)
     source = source if space.data == "rgbd" else spread_items(source, args.max_items)
     print(f"data: {source.describe()}")
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)

@@ -242,16 +242,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def preset_from_data(args: argparse.Namespace) -> str:
     """Without --preset: the preset that fits the images of --data (``train.data.preset_for``),
     said in one line; RGB-D data keeps the paper's."""
-    from ..data import open_channels, open_source
+    from ..rgbd.sources import open_data
     from ..train.data import preset_for
 
     kind = get_split(args.split).space.data
     if kind == "rgbd":
         return "paper"
-    source = open_source(args.data, "train", args.download) if kind == "images" else (
-        open_channels(args.data)
-    )  # fmt: skip
-    preset, why = preset_for(source)
+    preset, why = preset_for(open_data(args.data, kind, "train", args.download))
     log.info("preset: %s (%s; --preset chooses another)", preset, why)
     return preset
 

@@ -20,11 +20,10 @@ from ..data import (
     ImageDataset,
     ImageSource,
     TrainTransform,
-    open_channels,
-    open_source,
     scan_source,
     spread_items,
 )
+from ..rgbd.sources import open_data
 
 log = logging.getLogger("splitbrain.evaluate")
 
@@ -81,14 +80,8 @@ class LabelledData:
         cut to an evenly spread ``max_items`` when given. ``kind`` is the data a model's
         channel space reads (``ChannelSpace.data``): photographs, channel stacks (npz, TIFF)
         or RGB-D frames; the last two are one split per file."""
-        if kind == "images":
-            train = open_source(data, split="train", download=download)
-            test = open_source(test_data or data, split="test", download=download)
-        else:
-            from ..rgbd import open_rgbd
-
-            opener = open_channels if kind == "channels" else open_rgbd
-            train, test = opener(data), opener(test_data or data)
+        train = open_data(data, kind, "train", download)
+        test = open_data(test_data or data, kind, "test", download)
         if kind != "rgbd":  # RGB-D frames are few; their HHA is the cost, not their count
             train, test = spread_items(train, max_items), spread_items(test, max_items)
         opened = cls(train, test, max_bad_fraction, progress, labelled, kind)

@@ -6,7 +6,7 @@ names, labels) and yields ``(rgb, depth)`` per item: ``rgb`` (H,W,3) uint8 RGB a
 split-brain model see one convention. ``intrinsics(i)`` gives the camera in 0-based pixel
 coordinates, or None when the source does not know it (``hha`` then warns and assumes a
 Kinect-like camera). ``open_rgbd("FORMAT:PATH")`` picks the reader; ``RGBDSelection`` joins
-several sources and selects frames of them.
+several sources and selects frames of them. ``open_data`` opens any of the three data stacks.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PIL import Image
 from ..data.base import Source
 from ..data.errors import DatasetError
 from ..data.npz import read_npz
+from ..data.sources import open_channels, open_source
 from .hha import Intrinsics, range_to_z
 
 log = logging.getLogger("splitbrain.rgbd")
@@ -40,6 +41,7 @@ __all__ = [
     "RGBDSelection",
     "RGBDSource",
     "decode_depth_png",
+    "open_data",
     "open_rgbd",
 ]
 
@@ -418,3 +420,27 @@ def open_rgbd(spec: str | os.PathLike, intrinsics: Intrinsics | None = None) -> 
         f"{text}: cannot tell the RGB-D format; use npz:PATH, nyu:PATH.mat, pairs:DIR, "
         "tum:DIR or sun:DIR"
     )
+
+
+#: What a channel space reads (``ChannelSpace.data``), each opened by its own stack.
+DATA_KINDS = ("images", "channels", "rgbd")
+
+
+def open_data(
+    spec: str,
+    kind: str,
+    split: str = "train",
+    download: bool = False,
+    intrinsics: Intrinsics | None = None,
+) -> Source:
+    """``spec`` opened as ``kind`` data: photographs (``open_source``, the only kind with
+    splits and downloads), channel stacks (``open_channels``) or RGB-D frames (``open_rgbd``,
+    with the camera ``intrinsics``); the last two are one split per file. It lives here, the
+    lowest package that knows all three, so that no caller chooses among them itself."""
+    if kind == "images":
+        return open_source(spec, split=split, download=download)
+    if kind == "channels":
+        return open_channels(spec)
+    if kind == "rgbd":
+        return open_rgbd(spec, intrinsics)
+    raise ValueError(f"data kind {kind!r}: expected one of {', '.join(DATA_KINDS)}")

@@ -1,7 +1,6 @@
-"""The training data of a run: the data stack that the split's channel space names opens it.
-
-Every opener returns a dataset of uint8 (C, crop, crop) items with a ``collate``, and a
-function giving the line a run prints about what it trained on (skipped files, HHA coverage).
+"""The training data of a run, opened by the data stack that the split's channel space names:
+a dataset of uint8 (C, crop, crop) items with a ``collate``, and a function giving the line a
+run prints about what it trained on (skipped files, HHA coverage).
 """
 
 from __future__ import annotations
@@ -17,65 +16,18 @@ from ..data import (
     ImageDataset,
     ImageSource,
     TrainTransform,
-    open_channels,
-    open_source,
     scan_source,
     spread_items,
 )
-from ..rgbd import RGBDDataset, open_rgbd
+from ..rgbd import RGBDDataset
 from ..rgbd.hha import Intrinsics
-from ..spaces import ChannelSpace
+from ..rgbd.sources import open_data
 from ..splits import get_split
 from .config import TrainConfig
 
 log = logging.getLogger("splitbrain.train")
 
 Opened = tuple[Dataset, Callable[[], str]]
-
-
-def _scanned(
-    source: ImageSource,
-    config: TrainConfig,
-    space: ChannelSpace,
-    transform: TrainTransform,
-    min_side: int,
-) -> Opened:
-    """Images or channel stacks, scanned for bad items first: a run that is mostly broken
-    files stops before it starts. Items whose shorter side is under ``min_side`` are bad."""
-    log.info("data: %s", source.describe())
-    if config.preset != "small":
-        hint = f"too small for preset {config.preset} ({config.crop} px crops); use --preset small"
-    else:
-        hint = f"too small for {config.crop} px crops; use a smaller --crop"
-    bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress,
-                      too_small_hint=hint)  # fmt: skip
-    dataset = ImageDataset(source, transform, bad, min_side, channels=space.raw_channels)
-    return dataset, bad.summary
-
-
-def _rgbd(config: TrainConfig, space: ChannelSpace, transform: TrainTransform) -> Opened:
-    camera = Intrinsics(*config.intrinsics) if config.intrinsics else None
-    source = open_rgbd(config.data, camera)
-    log.info("data: %s", source.describe())
-    dataset = RGBDDataset(source, transform, progress=config.progress)
-    return dataset, dataset.report
-
-
-#: Data stack name (``ChannelSpace.data``) -> how its training data is opened.
-OPENERS: dict[str, Callable[[TrainConfig, ChannelSpace, TrainTransform], Opened]] = {
-    # photographs under half the crop would be upscaled more than 2x: they are skipped
-    "images": lambda c, *args: _scanned(
-        spread_items(open_source(c.data, "train", c.download), c.max_items),
-        c,
-        *args,
-        min_side=c.crop // 2,
-    ),  # fmt: skip
-    # channel stacks (tiles, scenes) of any size are resized to the crop, as they always were
-    "channels": lambda c, *args: _scanned(
-        spread_items(open_channels(c.data), c.max_items), c, *args, min_side=1
-    ),
-    "rgbd": _rgbd,
-}
 
 
 #: The shorter side up to which ``preset_for`` chooses the small preset.
@@ -105,7 +57,26 @@ def preset_for(source: ImageSource, samples: int = 32) -> tuple[str, str]:
 
 def open_training_data(config: TrainConfig) -> Opened:
     """The training dataset of ``config`` (random crops and mirrors, scale-jittered with
-    ``resize_max``), and its report line."""
+    ``resize_max``), and its report line. Images and channel stacks are scanned for bad items
+    first, so a run that is mostly broken files stops before it starts."""
     space = get_split(config.split).space
     transform = TrainTransform(config.resize, config.crop, resize_max=config.resize_max)
-    return OPENERS[space.data](config, space, transform)
+    camera = Intrinsics(*config.intrinsics) if config.intrinsics else None
+    source = open_data(config.data, space.data, "train", config.download, camera)
+    if space.data == "rgbd":
+        log.info("data: %s", source.describe())
+        dataset = RGBDDataset(source, transform, progress=config.progress)
+        return dataset, dataset.report
+    source = spread_items(source, config.max_items)
+    log.info("data: %s", source.describe())
+    # Photographs under half the crop would be upscaled more than 2x: they are bad items.
+    # Channel stacks (tiles, scenes) of any size are resized to the crop.
+    min_side = config.crop // 2 if space.data == "images" else 1
+    if config.preset != "small":
+        hint = f"too small for preset {config.preset} ({config.crop} px crops); use --preset small"
+    else:
+        hint = f"too small for {config.crop} px crops; use a smaller --crop"
+    bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress,
+                      too_small_hint=hint)  # fmt: skip
+    dataset = ImageDataset(source, transform, bad, min_side, channels=space.raw_channels)
+    return dataset, bad.summary
