@@ -104,14 +104,21 @@ def test_a_pickle_posing_as_weights_runs_no_code(faults):
 # ------------------------------------------------------------------ the parts
 
 
-def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, capsys):
+def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, capsys, caplog):
     data = tmp_path / "tiny.npz"
     rng = np.random.default_rng(1)
     np.savez(data, images=rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
     base = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
             "--batch-size", "8", "--workers", "0", "--no-progress",
             "--out", f"{tmp_path}/r"]  # fmt: skip
-    assert main([*base, "--steps", "4", "--checkpoint-every", "2"]) == 0
+    lightning = logging.getLogger("lightning.pytorch")  # its own handler; it does not propagate
+    lightning.addHandler(caplog.handler)
+    try:
+        assert main([*base, "--steps", "4", "--checkpoint-every", "2"]) == 0
+    finally:
+        lightning.removeHandler(caplog.handler)
+    assert "max_steps=4" in caplog.text  # Lightning's messages reach the test
+    assert "weights_only" not in caplog.text  # but no notice at every checkpoint
     capsys.readouterr()
     # more workers, another checkpoint interval and a longer finished run: accepted, logged
     assert main([*base, "--steps", "6", "--checkpoint-every", "3", "--workers", "1"]) == 0

@@ -121,7 +121,9 @@ class RollingCheckpoints(L.Callback):
                 f"step {step}: {poisoned} is not finite; no checkpoint written, the previous "
                 f"ones in {self.folder} are intact"
             )
-        trainer.save_checkpoint(checkpoint_path(self.folder, step))
+        # the whole state (optimizer, loops, callbacks): what an exact resume needs; saying so
+        # also keeps Lightning from logging its default at every checkpoint
+        trainer.save_checkpoint(checkpoint_path(self.folder, step), weights_only=False)
         self.last_saved = step
         if trainer.is_global_zero:
             for _, old in checkpoints(self.folder)[self.keep :]:
