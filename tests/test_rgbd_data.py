@@ -235,7 +235,8 @@ def test_hha_of_real_frames(shared_data, caplog):
 
 def test_open_data_opens_each_kind_with_its_own_stack(tmp_path):
     """One opener for what a channel space reads: photographs keep their split, channel
-    stacks keep every band, RGB-D frames take the camera given; an unknown kind is refused."""
+    stacks keep every band, RGB-D frames take the camera given and are never cut to
+    ``max_items``; an unknown kind is refused."""
     from splitbrain.rgbd.sources import open_data
 
     rgb, depth = _frames(2, 6, 8)
@@ -243,8 +244,10 @@ def test_open_data_opens_each_kind_with_its_own_stack(tmp_path):
     np.savez(tmp_path / "bands.npz", images=np.zeros((3, 5, 5, 7), np.uint8))
     camera = Intrinsics(100.0, 101.0, 3.5, 2.5)
     assert len(open_data("skimage:5", "images", split="test")) == 5
+    assert len(open_data("skimage:5", "images", max_items=2)) == 2  # evenly spread
     assert open_data(f"npz:{tmp_path / 'bands.npz'}", "channels")[0].shape == (5, 5, 7)
-    frames = open_data(f"npz:{tmp_path / 'frames.npz'}", "rgbd", intrinsics=camera)
+    frames = open_data(f"npz:{tmp_path / 'frames.npz'}", "rgbd", intrinsics=camera, max_items=1)
+    assert len(frames) == 2  # every RGB-D frame: their HHA is the cost, not their count
     np.testing.assert_array_equal(frames[1][0], rgb[1])
     assert frames.intrinsics(0) == camera
     with pytest.raises(ValueError, match="data kind 'tiff': expected one of images, channels"):

@@ -58,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import spread_items
     from ..device import device_for
     from ..inference import extract_to_file
     from ..inference.extract_files import SUFFIXES
@@ -76,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"--layers: the model has no {', '.join(missing)}")
     space = model.split.space
-    source = open_data(args.data, space.data, args.data_split)
-    source = source if space.data == "rgbd" else spread_items(source, args.max_items)
+    source = open_data(args.data, space.data, args.data_split, max_items=args.max_items)
     print(f"data: {source.describe()}")
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
     outcome = extract_to_file(

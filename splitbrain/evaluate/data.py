@@ -21,9 +21,7 @@ from ..data import (
     ImageSource,
     TrainTransform,
     scan_source,
-    spread_items,
 )
-from ..rgbd.sources import open_data
 
 log = logging.getLogger("splitbrain.evaluate")
 
@@ -80,10 +78,10 @@ class LabelledData:
         cut to an evenly spread ``max_items`` when given. ``kind`` is the data a model's
         channel space reads (``ChannelSpace.data``): photographs, channel stacks (npz, TIFF)
         or RGB-D frames; the last two are one split per file."""
-        train = open_data(data, kind, "train", download)
-        test = open_data(test_data or data, kind, "test", download)
-        if kind != "rgbd":  # RGB-D frames are few; their HHA is the cost, not their count
-            train, test = spread_items(train, max_items), spread_items(test, max_items)
+        from ..rgbd.sources import open_data  # the RGB-D readers (h5py) load when data opens
+
+        train = open_data(data, kind, "train", download, max_items=max_items)
+        test = open_data(test_data or data, kind, "test", download, max_items=max_items)
         opened = cls(train, test, max_bad_fraction, progress, labelled, kind)
         if test_data is None and (kind != "images" or train.format == "npz"):
             log.warning(

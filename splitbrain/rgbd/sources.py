@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.base import Source
+from ..data.base import Source, spread_items
 from ..data.errors import DatasetError
 from ..data.npz import read_npz
 from ..data.sources import open_channels, open_source
@@ -432,15 +432,18 @@ def open_data(
     split: str = "train",
     download: bool = False,
     intrinsics: Intrinsics | None = None,
+    max_items: int | None = None,
 ) -> Source:
     """``spec`` opened as ``kind`` data: photographs (``open_source``, the only kind with
     splits and downloads), channel stacks (``open_channels``) or RGB-D frames (``open_rgbd``,
-    with the camera ``intrinsics``); the last two are one split per file. It lives here, the
-    lowest package that knows all three, so that no caller chooses among them itself."""
+    with the camera ``intrinsics``); the last two are one split per file. Photographs and
+    channel stacks are cut to an evenly spread ``max_items`` when given; RGB-D frames are few,
+    and their HHA is the cost, not their count. It lives here, the lowest package that knows
+    all three, so that no caller chooses among them itself."""
     if kind == "images":
-        return open_source(spec, split=split, download=download)
+        return spread_items(open_source(spec, split=split, download=download), max_items)
     if kind == "channels":
-        return open_channels(spec)
+        return spread_items(open_channels(spec), max_items)
     if kind == "rgbd":
         return open_rgbd(spec, intrinsics)
     raise ValueError(f"data kind {kind!r}: expected one of {', '.join(DATA_KINDS)}")

@@ -62,13 +62,11 @@ def open_training_data(config: TrainConfig) -> Opened:
     space = get_split(config.split).space
     transform = TrainTransform(config.resize, config.crop, resize_max=config.resize_max)
     camera = Intrinsics(*config.intrinsics) if config.intrinsics else None
-    source = open_data(config.data, space.data, "train", config.download, camera)
+    source = open_data(config.data, space.data, "train", config.download, camera, config.max_items)
+    log.info("data: %s", source.describe())
     if space.data == "rgbd":
-        log.info("data: %s", source.describe())
         dataset = RGBDDataset(source, transform, progress=config.progress)
         return dataset, dataset.report
-    source = spread_items(source, config.max_items)
-    log.info("data: %s", source.describe())
     # Photographs under half the crop would be upscaled more than 2x: they are bad items.
     # Channel stacks (tiles, scenes) of any size are resized to the crop.
     min_side = config.crop // 2 if space.data == "images" else 1
