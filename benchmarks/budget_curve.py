@@ -2,7 +2,7 @@
 CIFAR-10 (the Table-2 recipe of paper_table.py otherwise), probed on conv1..conv5 beside
 `gaussian` (random weights, which no budget changes).
 
-    python benchmarks/budget_curve.py                  # about 70 min on a quiet 2-core CPU
+    python benchmarks/budget_curve.py                  # about 2 hours on a quiet 2-core CPU
     python benchmarks/budget_curve.py --epochs 1 3     # some budgets now, the rest later
 
 Resumable like paper_table.py: finished budgets are read back from the JSON, a stopped
