@@ -152,6 +152,30 @@ def test_keeps_the_newest_checkpoints_and_renames_a_corrupt_one(tmp_path, caplog
     assert len(list(folder.iterdir())) == 3
 
 
+class _RunsCode:
+    """Unpickling this calls ``Path.touch``: what a planted checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_skipped_unopened(tmp_path, caplog):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    good = {"state_dict": {}, "optimizer_states": [], "global_step": 2, "loops": {}}
+    torch.save(good, folder / "step-00000002.ckpt")
+    marker = tmp_path / "code-ran"
+    planted = {**good, "global_step": 4, "loops": {"payload": _RunsCode(marker)}}
+    torch.save(planted, folder / "step-00000004.ckpt")
+    with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
+        assert resumable_checkpoint(folder) == folder / "step-00000002.ckpt"
+    assert not marker.exists()
+    assert "step-00000004.ckpt: unreadable (Weights only load failed" in caplog.text
+
+
 def test_failed_write_names_the_file_and_keeps_the_previous(tmp_path):
     target = tmp_path / "file.bin"
     target.write_bytes(b"previous")

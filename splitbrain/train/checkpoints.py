@@ -45,11 +45,16 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 def checkpoint_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be resumed from (one line), or None when it loads completely."""
+    """Why ``path`` cannot be resumed from (one line), or None when it loads completely.
+
+    Loaded with ``weights_only=True``: a file that would run code when unpickled (one planted in
+    a shared run folder) is reported unreadable before Lightning ever opens it, on every torch
+    version, since our own checkpoints hold only tensors and plain Python values.
+    """
     try:
         if path.stat().st_size == 0:
             return "empty (0 bytes)"
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, bit rot: anything torch raises
         text = str(error).strip() or type(error).__name__
         return f"unreadable ({text.splitlines()[0].split('. ')[0]})"  # torch adds advice
