@@ -131,11 +131,14 @@ def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, ca
     assert "holds a run of 6 steps (at step 6); this command asks for 5" in capsys.readouterr().err
 
 
+#: The keys a resume requires, and nothing else.
+_SMALLEST_CHECKPOINT = {"state_dict": {}, "optimizer_states": [], "global_step": 2, "loops": {}}
+
+
 def test_keeps_the_newest_checkpoints_and_renames_a_corrupt_one(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    good = {"state_dict": {}, "optimizer_states": [], "global_step": 2, "loops": {}}
-    torch.save(good, folder / "step-00000002.ckpt")
+    torch.save(_SMALLEST_CHECKPOINT, folder / "step-00000002.ckpt")
     (folder / "step-00000004.ckpt").write_bytes(b"PK\x03\x04 half a zip")
     (folder / ".step-00000006.ckpt.abc.tmp").write_bytes(b"interrupted")
     with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
@@ -162,13 +165,12 @@ class _RunsCode:
         return (Path.touch, (self.marker,))
 
 
-def test_a_checkpoint_that_would_run_code_is_skipped_unopened(tmp_path, caplog):
+def test_a_checkpoint_that_would_run_code_is_skipped_without_running_it(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    good = {"state_dict": {}, "optimizer_states": [], "global_step": 2, "loops": {}}
-    torch.save(good, folder / "step-00000002.ckpt")
+    torch.save(_SMALLEST_CHECKPOINT, folder / "step-00000002.ckpt")
     marker = tmp_path / "code-ran"
-    planted = {**good, "global_step": 4, "loops": {"payload": _RunsCode(marker)}}
+    planted = {**_SMALLEST_CHECKPOINT, "global_step": 4, "loops": {"payload": _RunsCode(marker)}}
     torch.save(planted, folder / "step-00000004.ckpt")
     with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
         assert resumable_checkpoint(folder) == folder / "step-00000002.ckpt"
