@@ -14,10 +14,12 @@ the re-run's weights equal those of a run that never met the fault.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from PIL import Image
 
 from splitbrain.data import open_source
 from splitbrain.train.checkpoints import checkpoints
+from splitbrain.train.lock import LOCK_NAME, RunLock
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ SHARED = REPO.parent / "shared" / "data" / "cifar10" / "exact_train.npz"
 STEPS, EVERY = 6, 2
 
 #: Run the command line with a fault patched in: ``python -c PRELUDE+PATCH+MAIN pretrain ...``.
-PRELUDE = "import errno, os, signal, sys, torch\nimport splitbrain.train.task as task\n"
+PRELUDE = "import errno, os, signal, subprocess, sys, torch\nimport splitbrain.train.task as task\n"
 MAIN = "\nfrom splitbrain.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 #: The second checkpoint write (step 4) dies half-way: the process is SIGKILLed mid-file.
 KILL_IN_WRITE = """
@@ -65,6 +68,24 @@ def save(checkpoint, path):
     original(checkpoint, path)
 task._save = save
 """
+#: During step 2 a stop signal arrives (SIGNAL and the target filled in): from the outside
+#: this cannot be timed to land mid-run in a run of a few steps.
+SIGNAL_AT_STEP_2 = """
+original = task.PretrainTask.training_step
+def training_step(self, batch, index):
+    if self.global_step == 2:
+        {send}(signal.{name})
+    return original(self, batch, index)
+task.PretrainTask.training_step = training_step
+"""
+#: The signal to every process of the job, from another process (as SLURM's step daemon or a
+#: terminal sends it: a loader worker treats a SIGTERM from its own parent as a shutdown).
+JOB_KILL = (
+    "(lambda s: subprocess.run([sys.executable, '-c', "
+    "f'import os; os.killpg({os.getpgid(0)}, {int(s)})']))"
+)
+#: A stand-in for SLURM's scontrol: records its arguments.
+SCONTROL = '#!/bin/sh\necho "$@" >> "$(dirname "$0")/scontrol.calls"\n'
 #: At step 3 the weights of the first half turn NaN (as a diverging run's would).
 NAN_AT_STEP_3 = """
 original = task.PretrainTask.training_step
@@ -102,12 +123,16 @@ class Faults:
             "--workers", "0", "--no-progress", "--out", str(out), *extra,
         ]  # fmt: skip
 
-    def run(self, args: list[str], patch: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, args: list[str], patch: str | None = None, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         if patch is None:
             argv = [sys.executable, "-m", "splitbrain", *args]
         else:
             argv = [sys.executable, "-c", PRELUDE + patch + MAIN, *args]
-        return subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+        return subprocess.run(
+            argv, capture_output=True, text=True, cwd=REPO, env=env, start_new_session=True
+        )
 
     def folder(self, name: str) -> Path:
         path = self.root / name
@@ -227,6 +252,70 @@ class Faults:
             rerun.returncode, lost, self.equal(out),
         )  # fmt: skip
 
+    def stop_signal(self, name: str, whole_job: bool = False) -> Row:
+        """A stop signal during step 2: to the process, or (``whole_job``) to every process of
+        the job, loader workers included, as SLURM and a terminal's Ctrl-C send it."""
+        out = self.folder(f"{name.lower()}{'-job' if whole_job else ''}")
+        send = JOB_KILL if whole_job else "signal.raise_signal"
+        patch = SIGNAL_AT_STEP_2.format(send=send, name=name)
+        workers = ["--workers", "2"] if whole_job else []
+        faulted = self.run(self.command(out, *workers), patch)
+        kept = checkpoints(out / "checkpoints")
+        rerun = self.run(self.command(out))
+        reached = kept and f"at step {kept[0][0]} of" in faulted.stderr
+        lost = f"none (checkpoint at step {kept[0][0]}, the step reached)" if reached else "?"
+        scenario = f"{name} during training" + (", to every process (2 loader workers)"
+                                                 if whole_job else "")  # fmt: skip
+        return Row(
+            scenario, _line(faulted, "interrupted"), faulted.returncode, rerun.returncode,
+            lost, self.equal(out),
+        )  # fmt: skip
+
+    def slurm_requeue(self) -> Row:
+        """SIGUSR1 before a SLURM time limit, with --requeue: checkpoint, then scontrol."""
+        out = self.folder("slurm")
+        bin_dir = self.folder("slurm-bin")
+        bin_dir.mkdir(parents=True)
+        (bin_dir / "scontrol").write_text(SCONTROL)
+        (bin_dir / "scontrol").chmod(0o755)
+        env = {**os.environ, "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        patch = SIGNAL_AT_STEP_2.format(send="signal.raise_signal", name="SIGUSR1")
+        faulted = self.run(self.command(out, "--requeue"), patch, env)
+        calls = bin_dir / "scontrol.calls"
+        requeued = calls.exists() and calls.read_text().strip() == "requeue 4242"
+        rerun = self.run(self.command(out, "--requeue"), env=env)
+        return Row(
+            "SIGUSR1 under SLURM with --requeue", _line(faulted, "interrupted"),
+            faulted.returncode, rerun.returncode,
+            "none (scontrol requeue 4242 called)" if requeued else "not requeued",
+            self.equal(out),
+        )  # fmt: skip
+
+    def second_run(self) -> Row:
+        """A second run on a folder that a live process holds."""
+        out = self.folder("held")
+        with RunLock(out):
+            second = self.run(self.command(out))
+            untouched = sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+        return Row(
+            "a second run on a live run folder", _line(second, "error"), second.returncode,
+            None, "none (folder untouched)" if untouched else "the second run wrote", "-",
+        )  # fmt: skip
+
+    def stale_lock(self) -> Row:
+        """A lock left by a process that died (SIGKILL, a crashed node of this host)."""
+        out = self.folder("stale")
+        out.mkdir(parents=True)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        holder = {"pid": dead.pid, "host": socket.gethostname(), "since": time.time()}
+        (out / LOCK_NAME).write_text(json.dumps(holder))
+        rerun = self.run(self.command(out))
+        return Row(
+            "a lock whose holder died", _line(rerun, "stale lock"), 0, rerun.returncode,
+            "none", self.equal(out),
+        )  # fmt: skip
+
     def _photo_folder(self, name: str, count: int) -> Path:
         """``count`` of the data's images (repeated if it has fewer) as JPEGs in one folder."""
         folder = self.folder(name)
@@ -283,6 +372,12 @@ class Faults:
             self.changed_recipe(),
             self.nan_loss(),
             self.disk_full(),
+            self.stop_signal("SIGTERM"),
+            self.stop_signal("SIGINT"),
+            self.stop_signal("SIGTERM", whole_job=True),
+            self.slurm_requeue(),
+            self.second_run(),
+            self.stale_lock(),
             self.bad_files(),
             self.decompression_bomb(),
             self.pickle_as_weights(),

@@ -6,6 +6,8 @@ without importing the trainer.
 
 from __future__ import annotations
 
+import signal
+
 
 class RunError(RuntimeError):
     """A run that cannot go on; what was written before it is intact."""
@@ -21,3 +23,17 @@ class NonFiniteError(RunError):
 
 class WriteError(OSError):
     """A file could not be written (no space, no permission); nothing half-written is left."""
+
+
+class Interrupted(BaseException):
+    """A stop signal ended the run (SIGTERM, SIGINT, SIGUSR1); the message says what was saved.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way out
+    swallows it. ``exit_code`` is the shell's convention, 128 + the signal's number: 130 for
+    Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1.
+    """
+
+    def __init__(self, signal: signal.Signals, detail: str) -> None:
+        super().__init__(f"interrupted by {signal.name} {detail}")
+        self.signal = signal
+        self.exit_code = 128 + int(signal)

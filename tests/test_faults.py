@@ -86,6 +86,41 @@ def test_a_full_disk_is_one_line_and_resumable(faults):
     assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
 
 
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_the_step_reached_and_resumes_bit_for_bit(faults, name):
+    row = faults.stop_signal(name)
+    code = {"SIGTERM": 143, "SIGINT": 130}[name]
+    assert row.fault_status == code and row.rerun_status == 0
+    assert row.seen.startswith(f"splitbrain: interrupted by {name} at step 3 of 6: checkpoint ")
+    out = faults.root / name.lower()
+    assert "step-00000003.ckpt; to resume: splitbrain pretrain --data " in row.seen
+    assert row.seen.endswith(f"--out {out}")
+    assert row.lost == "none (checkpoint at step 3, the step reached)" and row.equal == "yes"
+
+
+def test_sigterm_to_every_process_of_the_job_spares_the_loader_workers(faults):
+    row = faults.stop_signal("SIGTERM", whole_job=True)
+    assert row.fault_status == 143 and row.rerun_status == 0
+    assert row.lost == "none (checkpoint at step 3, the step reached)" and row.equal == "yes"
+
+
+def test_sigusr1_under_slurm_requeues_after_the_checkpoint(faults):
+    row = faults.slurm_requeue()
+    assert row.fault_status == 138 and row.rerun_status == 0
+    assert "at step 3 of 6: checkpoint " in row.seen
+    assert "; SLURM job 4242 requeued: it resumes from this checkpoint" in row.seen
+    assert row.lost == "none (scontrol requeue 4242 called)" and row.equal == "yes"
+
+
+def test_a_second_run_and_a_stale_lock(faults):
+    second = faults.second_run()
+    assert second.fault_status == 1 and second.lost == "none (folder untouched)"
+    assert second.seen.startswith("splitbrain: error: ") and " is in use by pid " in second.seen
+    stale = faults.stale_lock()
+    assert stale.rerun_status == 0 and stale.equal == "yes"
+    assert "taking over a stale lock (pid " in stale.seen and "no longer running" in stale.seen
+
+
 def test_bad_files_and_a_bomb_are_skipped_and_counted(faults):
     bad = faults.bad_files()
     assert bad.fault_status == 0
@@ -117,8 +152,8 @@ def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, ca
         assert main([*base, "--steps", "4", "--checkpoint-every", "2"]) == 0
     finally:
         lightning.removeHandler(caplog.handler)
-    assert "max_steps=4" in caplog.text  # Lightning's messages reach the test
-    assert "weights_only" not in caplog.text  # but no notice at every checkpoint
+    assert "max_steps=4" not in caplog.text  # Lightning's information lines are ours instead
+    assert "weights_only" not in caplog.text  # and no notice at every checkpoint
     capsys.readouterr()
     # more workers, another checkpoint interval and a longer finished run: accepted, logged
     assert main([*base, "--steps", "6", "--checkpoint-every", "3", "--workers", "1"]) == 0

@@ -1,19 +1,30 @@
 """The ``splitbrain`` command line: one subcommand per module, argparse, no traceback on misuse.
 
 The command line is where output is configured: the library logs through ``logging`` (logger
-``splitbrain``), and ``main`` prints its messages (information to stdout, warnings to stderr)
-and hides Lightning's advertisements.
+``splitbrain``), and ``main`` prints its messages (information to stdout, warnings to stderr,
+never glued onto a progress bar) and, for the command's duration only, hides Lightning's
+messages and warnings that a user cannot act on (the library says what matters in its own
+lines).
+
+Exit codes: 0 done; 1 bad input or a fault that stopped the run (one line naming the file and
+the problem); 2 a misused command line; 128 + the signal's number when a stop signal
+interrupted a run after saving its checkpoint (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1).
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from tqdm import tqdm
 
 from .. import __version__
 from ..data import DatasetError
-from ..errors import RunError, WriteError
+from ..errors import Interrupted, RunError, WriteError
 from ..weights import WeightsFileError
 from . import (
     colorize,
@@ -51,15 +62,43 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+#: Lightning's loggers of information lines (devices found, "max_steps reached", "Restoring
+#: states", distributed set-up), which the library's own summary lines replace; their warnings
+#: still show. Children of "lightning.pytorch", whose own level Lightning sets on import.
+LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.fabric.utilities.distributed",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+)
+#: Warnings a user of the command line cannot act on.
+UNACTIONABLE = (
+    r"The '\w+_dataloader' does not have many workers",  # --workers is sized for the CPU
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    r".*LeafSpec.*is deprecated",  # between Lightning and torch
+)
+
+
 class _ConsoleHandler(logging.Handler):
     """Messages as plain lines: information to stdout, warnings and errors to stderr (looked
-    up when written, so redirected or captured streams are honoured)."""
+    up when written, so redirected or captured streams are honoured), with any progress bar
+    cleared first and redrawn after. With ``quiet``, only errors and the final summary."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.quiet and record.levelno < logging.ERROR and not getattr(record, "summary", 0):
+            return
         stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        # a terminal's line is cleared first: a loader worker knows nothing of the bar
+        clear = "\r\x1b[2K" if stream.isatty() else ""
         try:
-            stream.write(self.format(record) + "\n")
-            stream.flush()
+            with tqdm.external_write_mode(file=stream):
+                stream.write(clear + self.format(record) + "\n")
+                stream.flush()
         except Exception:  # logging must never take the run down
             self.handleError(record)
 
@@ -69,26 +108,54 @@ def _is_advert(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡")
 
 
-def configure_logging() -> None:
+def configure_logging(quiet: bool = False) -> None:
     """Show the library's messages on the console, once however often ``main`` runs."""
     logger = logging.getLogger("splitbrain")
-    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
-        logger.addHandler(_ConsoleHandler())
+    handler = next((h for h in logger.handlers if isinstance(h, _ConsoleHandler)), None)
+    if handler is None:
+        handler = _ConsoleHandler()
+        logger.addHandler(handler)
+    handler.quiet = quiet
     logger.setLevel(logging.INFO)
     lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _is_advert not in lightning.filters:
         lightning.addFilter(_is_advert)
 
 
+@contextmanager
+def _third_parties_quiet() -> Iterator[None]:
+    """Lightning's information lines and the unactionable warnings hidden while a command
+    runs; the logger levels and warning filters are restored afterwards."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for message in UNACTIONABLE:
+            warnings.filterwarnings("ignore", message=message)
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def _resume_hint(argv: Sequence[str]) -> str:
+    """The command that resumes an interrupted run: the same one."""
+    return "to resume: " + shlex.join(["splitbrain", *argv])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    configure_logging()
+    configure_logging(quiet=getattr(args, "quiet", False))
     try:
-        return args.run(args) or 0
+        with _third_parties_quiet():
+            return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))
     except (
@@ -97,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input, not a bug: one line naming the file and the problem.
         print(f"splitbrain: error: {error}", file=sys.stderr)
         return 1
+    except Interrupted as interruption:
+        hint = f"; {_resume_hint(argv)}" if args.command == "pretrain" else ""
+        print(f"splitbrain: {interruption}{hint}", file=sys.stderr)
+        return interruption.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ DEMO = {
     "preset": "small",
     "crop": 64,
     "width": 0.5,
-    "steps": 500,
+    "steps": 250,
     "batch_size": 32,
 }
 
@@ -128,7 +128,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm across devices")
     p.add_argument("--workers", type=int, default=2, help="data loader processes per device")
-    p.add_argument("--checkpoint-every", type=positive(int), default=500, help="steps")
+    p.add_argument(
+        "--checkpoint-every", type=positive(int), default=500, metavar="STEPS",
+        help="steps between checkpoints (default 500); a stop signal (SIGTERM, SIGINT, "
+        "SIGUSR1) also writes one at the step reached before the run exits",
+    )  # fmt: skip
     p.add_argument(
         "--keep-checkpoints", type=positive(int), default=2,
         help="the newest checkpoints kept; a resume falls back to an older one when the newest "
@@ -170,8 +174,17 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="labelled data of the kNN probe: its train split are the neighbours, "
         "its test split the queries",
     )
+    p.add_argument(
+        "--requeue", action="store_true",
+        help="under SLURM: when a stop signal interrupts the run, requeue the job "
+        "(scontrol requeue) after writing the checkpoint; it resumes when it starts again",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress display (a bar on a terminal, a plain line every 30 s in a file)",
+    )  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="print only errors and the final summary")
     return [p]
 
 
@@ -235,7 +248,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_items=args.max_items,
         intrinsics=args.intrinsics,
         download=args.download,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or args.quiet),
+        requeue=args.requeue,
     )
 
 

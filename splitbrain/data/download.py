@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from ..progress import track
 from .errors import DatasetError
 
 CHUNK = 1 << 20
@@ -61,15 +62,6 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress(total: int | None, name: str):
-    """A tqdm bar when tqdm is installed, else None."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}")
-
-
 def fetch(dataset: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """The verified archive of ``dataset`` in ``cache_dir``, downloading it when absent."""
     archive = ARCHIVES[dataset]
@@ -89,16 +81,12 @@ def fetch(dataset: str, cache_dir: str | os.PathLike | None = None) -> Path:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urlopen(archive.url, timeout=60) as response:
             length = response.headers.get("Content-Length")
-            bar = _progress(int(length) if length else None, archive.filename)
-            try:
+            total = int(length) / 1e6 if length else None
+            with track(total=total, desc=f"downloading {archive.filename}", unit="MB") as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            finally:
-                if bar is not None:
-                    bar.close()
+                    bar.update(len(chunk) / 1e6)
         if digest.hexdigest() != archive.md5:
             raise DatasetError(
                 f"{archive.url}: MD5 {digest.hexdigest()} != expected {archive.md5} "

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
+from ..progress import track
 from .badlog import BadImageLog, count_listing
 from .base import ImageSource
 from .decode import SKIP_REASONS
@@ -62,21 +63,6 @@ def _outcomes(source: ImageSource, min_side: int, workers: int) -> Iterator[list
         yield from pool.imap(_check_in_worker, jobs)
 
 
-def _progress(chunks: Iterable[list], total: int, desc: str, enabled: bool) -> Iterator[list]:
-    """Chunks passed through, with a tqdm bar of items when tqdm is installed and enabled."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        enabled = False
-    if not enabled:
-        yield from chunks
-        return
-    with tqdm(total=total, desc=desc, unit="img", leave=False) as bar:
-        for chunk in chunks:
-            bar.update(len(chunk))
-            yield chunk
-
-
 def scan_source(
     source: ImageSource,
     max_bad_fraction: float = 0.01,
@@ -100,22 +86,24 @@ def scan_source(
     if len(source) < PARALLEL_FROM:
         workers = 1
     first: list[str] = []
-    chunks = _outcomes(source, min_side, workers)
     seen = too_small = 0
-    for chunk in _progress(chunks, len(source), f"scanning {source.spec}", progress):
-        for i, result, detail in chunk:
-            if result in SKIP_REASONS:
-                log.record(i, result, source.name(i), detail)
-                if len(first) < 5:
-                    first.append(f"{source.name(i)}: {result}")
-            else:
-                log.record(i, result)
-            seen, too_small = seen + 1, too_small + (result == "too small")
-        if too_small_hint and seen >= min(EARLY, len(source)) and too_small == seen:
-            raise DatasetError(
-                f"{source.spec}: the first {seen:,} images are all too small (shorter side "
-                f"under {min_side} px, e.g. {first[0].split(': ')[0]}): {too_small_hint}"
-            )
+    desc = f"scanning {source.spec}"
+    with track(total=len(source), desc=desc, unit="img", enabled=progress) as bar:
+        for chunk in _outcomes(source, min_side, workers):
+            bar.update(len(chunk))
+            for i, result, detail in chunk:
+                if result in SKIP_REASONS:
+                    log.record(i, result, source.name(i), detail)
+                    if len(first) < 5:
+                        first.append(f"{source.name(i)}: {result}")
+                else:
+                    log.record(i, result)
+                seen, too_small = seen + 1, too_small + (result == "too small")
+            if too_small_hint and seen >= min(EARLY, len(source)) and too_small == seen:
+                raise DatasetError(
+                    f"{source.spec}: the first {seen:,} images are all too small (shorter side "
+                    f"under {min_side} px, e.g. {first[0].split(': ')[0]}): {too_small_hint}"
+                )
     skipped = log.skipped
     n_bad = sum(skipped.values())
     if n_bad > max_bad_fraction * len(source):

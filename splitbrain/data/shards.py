@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from ..atomic import atomic_write
+from ..progress import track
 from .badlog import BadImageLog
 from .base import ImageSource
 from .decode import decode_file, probe_file
@@ -143,7 +143,7 @@ def prepare(
     pattern = str(folder / SHARD_PATTERN)
     with webdataset.ShardWriter(pattern, maxcount=shard_images, verbose=0) as sink:
         results = _encoded(source, side, quality, workers)
-        bar = tqdm(results, total=len(source), desc="preparing", unit="img", disable=not progress)
+        bar = track(results, total=len(source), desc="preparing", unit="img", enabled=progress)
         for i, data, note, detail in bar:
             if data is None:
                 log.record(i, note, source.name(i), detail)

@@ -3,6 +3,7 @@ step decay, and a quiet single-device Lightning fit."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,9 @@ from typing import Protocol
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ProgressBar
+
+from ..progress import default_interval, duration, progress_log, to_terminal
 
 #: The paper's schedule: lr x0.1 after 40k, 80k and 120k of 140k iterations.
 LR_MILESTONES = (40 / 140, 80 / 140, 120 / 140)
@@ -32,6 +36,60 @@ def quiet_lightning() -> Iterator[None]:
         for message in LIGHTNING_NOISE:
             warnings.filterwarnings("ignore", message=message)
         yield
+
+
+class TrainingLines(ProgressBar):
+    """Lightning's progress as plain lines, for output that is not a terminal: every
+    ``interval`` seconds and at the end, the step, images per second, the loss and the time
+    left."""
+
+    def __init__(self, interval: float | None = None) -> None:
+        super().__init__()
+        self.interval = default_interval() if interval is None else interval
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.first_step, self.images = trainer.global_step, 0
+        self.start = self.last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += len(batch[0]) * trainer.world_size
+        now = time.monotonic()
+        if self.enabled and now - self.last >= self.interval:
+            self.write(trainer, pl_module, now)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.enabled:
+            self.write(trainer, pl_module, time.monotonic())
+
+    def write(self, trainer, pl_module, now: float) -> None:
+        self.last = now
+        step, total = trainer.global_step, _total_steps(trainer)
+        steps_per_second = (step - self.first_step) / max(now - self.start, 1e-9)
+        left = duration((total - step) / steps_per_second) if steps_per_second else "?"
+        loss = self.get_metrics(trainer, pl_module).get("loss")
+        loss = f", loss {loss:.3f}" if isinstance(loss, float) else ""
+        progress_log.info(
+            "step %d/%d (%.0f%%), %.1f images/s%s, %s left",
+            step, total, 100 * step / total, self.images / max(now - self.start, 1e-9), loss,
+            left,
+        )  # fmt: skip
+
+
+def _total_steps(trainer: L.Trainer) -> int:
+    return trainer.max_steps if trainer.max_steps > 0 else int(trainer.estimated_stepping_batches)
+
+
+def progress_callbacks(enabled: bool) -> list:
+    """What a Trainer shows progress with: Lightning's bar on a terminal, ``TrainingLines``
+    elsewhere; use with ``enable_progress_bar=enabled``."""
+    return [TrainingLines()] if enabled and not to_terminal() else []
 
 
 class SGDSettings(Protocol):
@@ -78,6 +136,7 @@ def fit_on_one_device(
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=progress,
+        callbacks=progress_callbacks(progress),
         num_sanity_val_steps=0,
         limit_val_batches=0,
         use_distributed_sampler=False,

@@ -39,6 +39,7 @@ from ..data import EvalTransform, TrainTransform
 from ..device import device_for, native_bf16, resolve_precision
 from ..extract import TARGET_DIMS, probe_grids
 from ..models import SplitBrain, input_geometry
+from ..progress import track
 from .data import LabelledData, loader
 from .features import DEFAULT_LAYERS, FrozenTrunk, check_layers, describe_grids
 from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
@@ -193,11 +194,7 @@ class _ProbeTask(L.LightningModule):
 
 
 def _bar(iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False)
+    return track(iterable, total=total, desc=desc, unit="batch", enabled=enabled)
 
 
 @torch.no_grad()

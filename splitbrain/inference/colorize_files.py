@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..colorize import colorize_rgb, greyscale
@@ -26,6 +25,7 @@ from ..data.badlog import count_listing
 from ..data.decode import decode_file
 from ..data.errors import BadImage
 from ..models import SplitBrain
+from ..progress import track
 from .inputs import Input, find_inputs, output_paths
 
 log = logging.getLogger("splitbrain.inference")
@@ -149,7 +149,7 @@ def colorize_files(
         raise ValueError(f"{out}: cannot create the output folder ({error.strerror})") from None
     run = _Run(model, settings, targets)
     run.outcome.inputs = len(items)
-    for item in tqdm(items, desc="colorizing", unit="img", disable=not settings.progress):
+    for item in track(items, desc="colorizing", unit="img", enabled=settings.progress):
         if item.problem:
             run.skip(item, item.problem)
         else:

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..data import EvalTransform, ImageDataset, ImageSource
 from ..extract import extract_batches
 from ..models import SplitBrain, input_geometry
+from ..progress import track
 
 SUFFIXES = (".safetensors", ".npz")
 _DTYPES = {torch.float32: ("F32", "<f4"), torch.int64: ("I64", "<i8")}
@@ -156,7 +156,7 @@ def extract_to_file(
     table = Path(out).with_suffix(".csv")
     rows = []
     try:
-        bar = tqdm(total=len(dataset), desc="extracting", unit="img", disable=not progress)
+        bar = track(total=len(dataset), desc="extracting", unit="img", enabled=progress)
         with bar:
             for features, index in extract_batches(model, batches, layers, pool, precision):
                 label = (

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from ..data.base import UNLABELED
 from ..data.dataset import ImageDataset, WithIndex
 from ..data.errors import DatasetError
 from ..data.transforms import EvalTransform, TrainTransform
+from ..progress import track
 from .hha import Intrinsics, hha
 from .sources import RGBDSource
 
@@ -64,7 +64,7 @@ class RGBDDataset(Dataset):
                 f"{source.path}: {self.without_intrinsics} of {len(source)} frames have no "
                 "intrinsics; their HHA uses the Kinect-like default camera (docs/RGBD.md)"
             )
-        bar = tqdm(total=len(source), desc="HHA", unit="frame", leave=False, disable=not progress)
+        bar = track(total=len(source), desc="HHA", unit="frame", enabled=progress)
         batch: list[tuple[np.ndarray, np.ndarray, Intrinsics | None]] = []
         with bar:
             for i in range(len(source)):

@@ -88,7 +88,8 @@ class KNNProbeCallback(L.Callback):
             self.probe(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.probe(trainer, pl_module)
+        if trainer.global_step >= trainer.max_steps:  # not when a stop signal ended it early
+            self.probe(trainer, pl_module)
 
     def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
         """Run the check now (once per step); returns top-1 in percent on rank 0."""

@@ -87,6 +87,7 @@ class TrainConfig:
     intrinsics: tuple[float, float, float, float] | None = None  # RGB-D camera FX,FY,CX,CY
     download: bool = False
     progress: bool = True
+    requeue: bool = False  # under SLURM, requeue the job when a stop signal interrupts the run
 
     def __post_init__(self) -> None:
         self.resize, self.crop = input_geometry(self.preset, self.crop, self.resize)

@@ -1,16 +1,19 @@
 """Pre-training on Lightning: one code path from a laptop CPU to many GPUs on many nodes.
 
-``pretrain(config)`` opens the data, checks it, builds the variant, and fits it with a Lightning
-``Trainer``: DDP across devices and nodes (torchrun and SLURM are detected by Lightning), bf16
-mixed precision on GPUs, atomic checkpoints every N steps, automatic resumption from the run
-directory, TensorBoard logs and a progress bar. Batches arrive as uint8; float conversion, Lab
+``pretrain(config)`` locks the run directory, opens the data, checks it, builds the variant, and
+fits it with a Lightning ``Trainer``: DDP across devices and nodes (torchrun and SLURM are
+detected by Lightning), bf16 mixed precision on GPUs, atomic checkpoints every N steps and at a
+stop signal, automatic resumption from the run directory, TensorBoard logs and progress (a bar
+on a terminal, plain lines in a log file). Batches arrive as uint8; float conversion, Lab
 conversion and target encoding run on the training device inside the step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 from pathlib import Path
 
 import lightning as L
@@ -23,17 +26,20 @@ from torch.utils.data import Dataset
 from ..atomic import atomic_write
 from ..colorize import colorizer, save_colorization_grid
 from ..data import EvalTransform, ImageDataset
-from ..evaluate.fitting import quiet_lightning
+from ..evaluate.fitting import progress_callbacks, quiet_lightning
 from ..init import CALIBRATION_BATCHES, calibrate_batchnorm, kraehenbuehl_init_
 from ..losses import rebalancing_weights
 from ..models import SplitBrain
 from ..objective import Objective, target_histograms
+from ..progress import SUMMARY
 from ..variants import UNTRAINED, build
 from ..weights import load, save
 from .callbacks import KNNProbeCallback
 from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
 from .config import TrainConfig, check_length, check_recipe
 from .data import open_training_data
+from .interrupt import StopOnSignal
+from .lock import RunLock, first_process
 from .stream import StreamLoader, make_loader
 from .task import AtomicCheckpointIO, PretrainTask
 
@@ -148,14 +154,12 @@ def _trainer(
         max_steps=total_steps,
         max_epochs=-1,
         logger=TensorBoardLogger(out, name="tensorboard", version=""),
-        log_every_n_steps=config.log_every,
+        log_every_n_steps=min(config.log_every, total_steps),
         callbacks=[
-            RollingCheckpoints(
-                out / "checkpoints", config.checkpoint_every, config.keep_checkpoints
-            ),
+            *callbacks,
             LearningRateMonitor(logging_interval="step"),
             ThroughputMonitor(batch_size_fn=_batch_size, window_size=max(2, config.log_every)),
-            *callbacks,
+            *progress_callbacks(config.progress),
         ],
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False,  # RollingCheckpoints writes them, not Lightning's default
@@ -168,22 +172,53 @@ def _trainer(
     )
 
 
+def _where(trainer: L.Trainer, config: TrainConfig) -> str:
+    """One line for what Lightning would say in five: devices, nodes, precision."""
+    device = trainer.strategy.root_device
+    count = trainer.num_devices * trainer.num_nodes
+    kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    nodes = f" on {trainer.num_nodes} nodes" if trainer.num_nodes > 1 else ""
+    plural = "s" if count > 1 else ""
+    return (
+        f"training on {count} {kind} device{plural}{nodes}{threads}, precision "
+        f"{config.precision} ({config.precision_reason})"
+    )
+
+
 def pretrain(
     config: TrainConfig, callbacks: list | None = None, strategy: str | None = None
 ) -> Path:
-    """Run (or resume) a pre-training and export its weights; returns the weights path."""
+    """Run (or resume) a pre-training and export its weights; returns the weights path.
+
+    The run directory is locked while it runs (``RunLockedError`` when another live process
+    holds it). SIGTERM, SIGINT or SIGUSR1 end the run with ``Interrupted`` after writing the
+    checkpoint of the step reached; running it again resumes from there.
+    """
     out = Path(config.out)
     if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
         raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
+    if config.requeue and "SLURM_JOB_ID" not in os.environ:
+        raise ValueError("--requeue is for SLURM jobs, and SLURM_JOB_ID is not set")
+    lock = RunLock(out) if first_process() else None  # the other ranks share rank 0's folder
+    checkpoints = RollingCheckpoints(
+        out / "checkpoints", config.checkpoint_every, config.keep_checkpoints
+    )
+    with lock or contextlib.nullcontext(), StopOnSignal(checkpoints, lock) as stop:
+        return _pretrain(config, [checkpoints, stop, *(callbacks or [])], strategy, stop)
+
+
+def _pretrain(
+    config: TrainConfig, callbacks: list, strategy: str | None, stop: StopOnSignal
+) -> Path:
+    out = Path(config.out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     check_recipe(out, config)
-    log.info("precision: %s (%s)", config.precision, config.precision_reason)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
     resume = resumable_checkpoint(out / "checkpoints")
     done = checkpoint_step(resume) if resume else 0
     check_length(out, total_steps, done)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.to_yaml(total_steps)))
     bad = getattr(dataset, "log", None)  # images and channel stacks keep one
     if bad is not None and (listing := bad.write_listing(dataset.source, out / "skipped.txt")):
@@ -201,27 +236,28 @@ def pretrain(
     rebalance = _rebalancing(model, dataset, config) if config.rebalance else {}
     objective = Objective(soft=config.soft_targets, rebalance=rebalance)
     task = PretrainTask(model, config, total_steps, objective)
-    trainer = _trainer(config, total_steps, list(callbacks or []), strategy)
+    trainer = _trainer(config, total_steps, callbacks, strategy)
+    log.info("%s", _where(trainer, config))
     if resume:
         log.info(
             "resuming from %s (step %d of %d): samples and augmentations are a function of the "
             "seed and the step, so it goes on exactly as if it had never stopped",
             resume, done, total_steps,
         )  # fmt: skip
+    else:
+        log.info("%s: %d steps of %d images", out, total_steps, config.batch_size)
     loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
     with quiet_lightning():
         trainer.fit(task, datamodule=loader, ckpt_path=resume)
+    if stop.signal is not None:
+        raise stop.interrupted(total_steps, config.requeue and trainer.is_global_zero)
     if trainer.is_global_zero:
         save(model.eval(), weights_path, config.provenance(total_steps))
         log.info("%s", report())
         picture = _write_colorizations(model, dataset, config, out)
         if picture:
-            log.info("colorizations: %s", picture)
-        log.info(
-            "weights: %s\nlogs: %s (tensorboard --logdir %s)\ncheckpoints: %s",
-            weights_path,
-            out / "tensorboard",
-            out,
-            out / "checkpoints",
-        )
+            log.info("colorizations: %s", picture, extra=SUMMARY)
+        log.info("weights: %s", weights_path, extra=SUMMARY)
+        log.info("logs: %s (tensorboard --logdir %s)", out / "tensorboard", out, extra=SUMMARY)
+        log.info("checkpoints: %s", out / "checkpoints", extra=SUMMARY)
     return weights_path

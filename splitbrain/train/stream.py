@@ -16,6 +16,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .interrupt import ignore_stop_signals
+
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
 
 
@@ -114,6 +116,7 @@ def make_loader(
         collate_fn=getattr(dataset, "collate", None),
         pin_memory=pin_memory,
         prefetch_factor=4 if workers else None,
+        worker_init_fn=ignore_stop_signals if workers else None,
     )
 
 
