@@ -11,7 +11,7 @@ from typing import Protocol
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
 from ..progress import default_interval, duration, progress_log, to_terminal
 
@@ -86,10 +86,33 @@ def _total_steps(trainer: L.Trainer) -> int:
     return trainer.max_steps if trainer.max_steps > 0 else int(trainer.estimated_stepping_batches)
 
 
-def progress_callbacks(enabled: bool) -> list:
-    """What a Trainer shows progress with: Lightning's bar on a terminal, ``TrainingLines``
-    elsewhere; use with ``enable_progress_bar=enabled``."""
-    return [TrainingLines()] if enabled and not to_terminal() else []
+class StepsBar(TQDMProgressBar):
+    """Lightning's bar for a run measured in steps, not epochs: "training", step N of the
+    whole run, also after a resume (where Lightning's own shows "N/?")."""
+
+    def on_train_start(self, trainer, *args) -> None:
+        super().on_train_start(trainer, *args)
+        self._count_steps(trainer)
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self._count_steps(trainer)
+
+    def _count_steps(self, trainer) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = bar.n = trainer.global_step  # a resume's rate counts its own steps
+        bar.set_description("training")
+
+
+def progress_callbacks(enabled: bool, steps: bool = False) -> list:
+    """What a Trainer shows progress with: on a terminal Lightning's bar (``StepsBar`` for a
+    run of ``steps``), elsewhere ``TrainingLines``; use with ``enable_progress_bar=enabled``."""
+    if not enabled:
+        return []
+    if to_terminal():
+        return [StepsBar()] if steps else []
+    return [TrainingLines()]
 
 
 class SGDSettings(Protocol):

@@ -159,7 +159,7 @@ def _trainer(
             *callbacks,
             LearningRateMonitor(logging_interval="step"),
             ThroughputMonitor(batch_size_fn=_batch_size, window_size=max(2, config.log_every)),
-            *progress_callbacks(config.progress),
+            *progress_callbacks(config.progress, steps=True),
         ],
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False,  # RollingCheckpoints writes them, not Lightning's default
