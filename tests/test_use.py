@@ -410,3 +410,65 @@ def test_paper_weights_extract_and_export_at_the_transfer_geometry(tmp_path, cap
         assert np.abs(fc7 - want["fc7"].numpy()).max() < 1e-4 * max(
             1.0, float(want["fc7"].abs().max())
         )
+
+
+# ---------------------------------------------------------------- outputs never replaced
+
+
+def test_extract_and_export_keep_an_existing_output_and_write_beside_it(weights, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, picture in enumerate(photos(12, 40)):
+        Image.fromarray(picture).save(folder / f"{i:02d}.png")
+    out = tmp_path / "features.safetensors"
+    extract = ["extract", "--weights", str(weights), "--data", f"folder:{folder}", "--out",
+               str(out), "--workers", "0", "--no-progress"]  # fmt: skip
+    assert main(extract) == 0
+    assert main([*extract, "--max-items", "3"]) == 0
+    beside = tmp_path / "features-2.safetensors"
+    assert (
+        f"{out} holds an earlier features file; this one goes to {beside}"
+        in capsys.readouterr().out
+    )
+    with (
+        safe_open(str(out), framework="pt") as first,
+        safe_open(str(beside), framework="pt") as second,
+    ):
+        assert len(first.get_tensor("index")) == 12 and len(second.get_tensor("index")) == 3
+    assert beside.with_suffix(".csv").exists()
+    assert main([*extract, "--max-items", "3", "--overwrite"]) == 0
+    with safe_open(str(out), framework="pt") as replaced:
+        assert len(replaced.get_tensor("index")) == 3
+    onnx = tmp_path / "net.onnx"
+    export = ["export", "--weights", str(weights), "--onnx", str(onnx)]
+    assert main(export) == 0 and main(export) == 0
+    assert f"this one goes to {tmp_path / 'net-2.onnx'}" in capsys.readouterr().out
+    assert (tmp_path / "net-2.onnx").exists()
+
+
+def test_colorize_never_reads_its_own_outputs_nor_replaces_them(weights, tmp_path, capsys):
+    photos_folder = tmp_path / "photos"
+    photos_folder.mkdir()
+    for i, picture in enumerate(photos(2, 64)):
+        Image.fromarray(picture).save(photos_folder / f"{i}.png")
+    out = photos_folder / "coloured"  # inside its own input folder
+    argv = ["colorize", str(photos_folder), "--weights", str(weights), "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    for run in range(3):
+        assert main(argv) == 0
+        assert "colorized 2 of 2 images" in capsys.readouterr().out, run
+    written = sorted(p.relative_to(photos_folder).as_posix() for p in photos_folder.rglob("*.png"))
+    assert written == [
+        "0.png",
+        "1.png",
+        "coloured-2/0.png",
+        "coloured-2/1.png",
+        "coloured-3/0.png",
+        "coloured-3/1.png",
+        "coloured/0.png",
+        "coloured/1.png",
+    ]
+    first = (out / "0.png").read_bytes()
+    assert main([*argv, "--overwrite", "--side", "48"]) == 0
+    assert f"output: {out} " in capsys.readouterr().out
+    assert (out / "0.png").read_bytes() != first  # replaced, as asked

@@ -22,7 +22,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--weights", required=True, help="a weights file with an L->ab cl half")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out", required=True,
+        help="output folder, never read as input (when it holds a colorization of these "
+        "inputs already, the new ones go to a folder beside it, OUT-2, unless --overwrite)",
+    )  # fmt: skip
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace earlier colorizations in --out"
+    )
     p.add_argument(
         "--side",
         type=positive(int),
@@ -78,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
         quality=args.quality,
         progress=not args.no_progress,
         precision=precision(args, args.device, "--device"),
+        overwrite=args.overwrite,
     )
     outcome = colorize_files(model, args.inputs, args.out, settings)
     print(outcome.summary())
     if outcome.written:
         rate = outcome.megapixels / outcome.seconds
-        print(f"output: {args.out} ({outcome.megapixels:.2f} megapixels, {rate:.2f} MP/s)")
+        print(f"output: {outcome.out} ({outcome.megapixels:.2f} megapixels, {rate:.2f} MP/s)")
     return 0 if outcome.written or not outcome.inputs else 1

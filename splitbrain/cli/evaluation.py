@@ -183,17 +183,13 @@ def check_weights(specs: list[str]) -> str:
 
 
 def report_folder(out: Path, command: str, overwrite: bool) -> Path:
-    """``out``, or when it holds a report of ``command`` already (and not ``overwrite``), the
-    first free ``out-2``, ``out-3``, ...: an earlier report is never replaced unasked."""
-    if overwrite or not (out / f"{command}.json").exists():
-        return out
-    k = 2
-    while (out.with_name(f"{out.name}-{k}") / f"{command}.json").exists():
-        k += 1
-    new = out.with_name(f"{out.name}-{k}")
-    print(f"{out} holds an earlier {command} report; this one goes to {new} (--overwrite "
-          "replaces it)")  # fmt: skip
-    return new
+    """``out``, or a free folder beside it when it holds a report of ``command`` already."""
+    from ..outputs import keep_earlier
+
+    def holds(folder: Path) -> bool:
+        return (folder / f"{command}.json").exists()
+
+    return keep_earlier(out, overwrite, holds, f"{command} report")
 
 
 def open_data(args: argparse.Namespace, labelled: bool = True) -> LabelledData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import UsageError, positive
 from .evaluation import add_preset_argument, parse_layers
@@ -20,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )
     p.add_argument("--weights", required=True, help="a weights file")
     add_preset_argument(p)
-    p.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    p.add_argument(
+        "--onnx", required=True, metavar="OUT",
+        help="the .onnx file to write (an existing one is kept and the new one written beside "
+        "it, NAME-2.onnx, unless --overwrite)",
+    )  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --onnx file")
     p.add_argument("--what", choices=["features", "colorizer"], default="features")
     p.add_argument("--layers", default="conv5", help="features: comma-separated layers")
     p.add_argument("--takes", choices=["rgb", "L"], default="rgb", help="colorizer input")
@@ -31,14 +37,16 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import export_onnx
+    from ..outputs import keep_earlier
     from ..weights import load
 
     layers = parse_layers(args.layers)
     if not args.onnx.endswith(".onnx"):
         raise UsageError(f"--onnx {args.onnx}: the file name must end in .onnx")
     model = load(args.weights, preset=args.preset)
+    out = keep_earlier(Path(args.onnx), args.overwrite, Path.exists, "ONNX file")
     path = export_onnx(
-        model, args.onnx, args.what, layers or model.layer_names, args.takes, args.gives,
+        model, out, args.what, layers or model.layer_names, args.takes, args.gives,
         args.temperature,
     )  # fmt: skip
     print(f"onnx: {path} ({path.stat().st_size / 2**20:.1f} MB)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..extract import POOLS
 from .common import UsageError, add_precision_argument, geometry, positive, precision
@@ -42,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="avg: mean over space (N, C); paper: the probe's bilinear resize to about 9,000 "
         "dimensions; none: the activation (N, C, h, w) (default avg)",
     )
-    p.add_argument("--out", required=True, help="output file, .safetensors or .npz")
+    p.add_argument(
+        "--out", required=True,
+        help="output file, .safetensors or .npz (an existing one is kept and the new one "
+        "written beside it, NAME-2, unless --overwrite)",
+    )  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--crop", type=positive(int), help="image side (default: pre-training's)")
     p.add_argument("--resize", type=positive(int), help="shorter side before the crop")
     p.add_argument("--batch-size", type=positive(int), default=128)
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..device import device_for
     from ..inference import extract_to_file
     from ..inference.extract_files import SUFFIXES
+    from ..outputs import keep_earlier
     from ..rgbd.sources import open_data
     from ..weights import load
 
@@ -78,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
     source = open_data(args.data, space.data, args.data_split, max_items=args.max_items)
     print(f"data: {source.describe()}")
     resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
+
+    def holds(path: Path) -> bool:
+        return path.exists() or path.with_suffix(".csv").exists()
+
+    out = keep_earlier(Path(args.out), args.overwrite, holds, "features file")
     outcome = extract_to_file(
-        model, source, layers, args.out, args.pool, args.batch_size, args.workers, crop, resize,
+        model, source, layers, out, args.pool, args.batch_size, args.workers, crop, resize,
         not args.no_progress, precision(args, args.device, "--device"),
     )  # fmt: skip
     rate = outcome.rows / outcome.seconds

@@ -25,6 +25,7 @@ from ..data.badlog import count_listing
 from ..data.decode import decode_file
 from ..data.errors import BadImage
 from ..models import SplitBrain
+from ..outputs import keep_earlier
 from ..progress import track
 from .inputs import Input, find_inputs, output_paths
 
@@ -48,12 +49,14 @@ class ColorizeSettings:
     quality: int = 90  # JPEG only
     progress: bool = True
     precision: str = "32-true"  # the network's: bf16-mixed for bf16 autocast
+    overwrite: bool = False  # replace earlier colorizations in the output folder
 
 
 @dataclass
 class ColorizeOutcome:
     """What a run did: outputs written, inputs seen, reasons for the skipped ones."""
 
+    out: Path | None = None  # the folder written to (beside the one asked for, to keep one)
     written: list[Path] = field(default_factory=list)
     inputs: int = 0
     skipped: Counter = field(default_factory=Counter)
@@ -140,14 +143,27 @@ def colorize_files(
     start = time.perf_counter()
     if settings.format not in FORMATS:
         raise ValueError(f"unknown output format {settings.format!r}; choose png or jpg")
-    out = Path(out)
-    items = find_inputs(arguments)
-    targets = output_paths(items, out, FORMATS[settings.format][1])
+    asked = Path(out)
+    suffix = FORMATS[settings.format][1]
+    # never its own outputs as inputs: --out, and the OUT-K folders beside it of earlier runs
+    earlier = [
+        f for f in asked.parent.glob(f"{asked.name}-*") if f.name[len(asked.name) + 1 :].isdigit()
+    ]
+    items = find_inputs(arguments, outside=[asked, *earlier])
+
+    def holds(folder: Path) -> bool:
+        return any(target.exists() for target in output_paths(items, folder, suffix).values())
+
+    out = keep_earlier(asked, settings.overwrite, holds, "colorization of these inputs")
+    if out != asked:
+        items = find_inputs(arguments, outside=[asked, *earlier, out])
+    targets = output_paths(items, out, suffix)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"{out}: cannot create the output folder ({error.strerror})") from None
     run = _Run(model, settings, targets)
+    run.outcome.out = out
     run.outcome.inputs = len(items)
     for item in track(items, desc="colorizing", unit="img", enabled=settings.progress):
         if item.problem:

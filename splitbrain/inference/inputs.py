@@ -4,6 +4,7 @@ the relative name its output keeps, so that a folder maps to a folder."""
 from __future__ import annotations
 
 import glob
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +30,25 @@ def _fixed_prefix(pattern: Path) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def find_inputs(arguments: list[str]) -> list[Input]:
+def _inside(path: Path, folders: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in folders)
+
+
+def find_inputs(arguments: list[str], outside: Sequence[Path] = ()) -> list[Input]:
     """Every image file the arguments name, in order and each once: a file as itself, a
     folder's images below it (by path, named relative to the folder), a glob pattern's image
     matches (named relative to the pattern's fixed part, so ``a/**/*.png`` keeps the tree).
-    An argument that names nothing usable is kept as an ``Input`` with its ``problem``."""
+    An argument that names nothing usable is kept as an ``Input`` with its ``problem``.
+    Folders and patterns never yield files inside the folders ``outside`` (the outputs of
+    an earlier run into a folder below its inputs)."""
+    outside = [Path(folder).expanduser().resolve() for folder in outside]
     found: list[Input] = []
     for argument in arguments:
         path = Path(argument).expanduser()
         if path.is_dir():
             files = [Path(f) for f in images_under(str(path))]
+            files = [f for f in files if not _inside(f, outside)]
             found += [Input(f, f.relative_to(path)) for f in files]
             if not files:
                 found.append(Input(path, Path(path.name), "no image files in folder"))
@@ -47,6 +57,7 @@ def find_inputs(arguments: list[str]) -> list[Input]:
         elif glob.has_magic(argument):
             matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
             matches = [m for m in matches if m.is_file() and is_image(m.name)]
+            matches = [m for m in matches if not _inside(m, outside)]
             base = _fixed_prefix(path)
             found += [Input(m, m.relative_to(base)) for m in matches]
             if not matches:
