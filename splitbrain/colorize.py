@@ -27,7 +27,7 @@ from .device import autocast
 from .models import CrossChannelEncoder, EncoderSpec, SplitBrain, input_geometry
 from .spaces import ChannelSpace
 from .splits import Target, lab_split
-from .variants import VARIANTS
+from .variants import UNTRAINED, VARIANTS
 
 DECODINGS = ("annealed", "mean", "mode")
 
@@ -55,9 +55,32 @@ def colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target] | None:
 
 
 def colorizing_variants() -> list[str]:
-    """The variants that can colorize photographs (on the ``lab`` split)."""
+    """The variants that can colorize photographs (on the ``lab`` split), once trained."""
     split = lab_split()
-    return [name for name, make in VARIANTS.items() if _colorizing(split.space, make(split))]
+    return [
+        name
+        for name, make in VARIANTS.items()
+        if name not in UNTRAINED and _colorizing(split.space, make(split))
+    ]
+
+
+def untrained_colours(model: SplitBrain) -> str | None:
+    """Why ``model``'s colour head has not learnt colours (None when it may have): a random
+    network, a classifier fine-tuned since, imported weights whose files hold no heads, or a
+    file of 0 training steps (``model.provenance``, the record of the file it was loaded from)."""
+    provenance = model.provenance
+    if model.config.variant in UNTRAINED:
+        return f"variant {model.config.variant!r} is an untrained, random network"
+    if model.config.classifier is not None:
+        return (
+            "it is a classifier fine-tuned since its pre-training, which no longer matches its "
+            "colour head; colorize with the weights it was fine-tuned from"
+        )
+    if str(provenance.get("source", "")).startswith("caffe:"):
+        return "imported Caffe weights: the released files hold no colour heads"
+    if provenance.get("steps") == 0:
+        return "its file records 0 training steps"
+    return None
 
 
 def require_colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target]:
@@ -68,6 +91,8 @@ def require_colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target]:
             f"variant {model.config.variant!r} on split {model.split.name!r} has no L->ab "
             f"classification half; variants that can colorize: {', '.join(colorizing_variants())}"
         )
+    if reason := untrained_colours(model):
+        raise ValueError(f"this model cannot colorize: {reason}")
     return found
 
 

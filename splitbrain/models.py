@@ -298,6 +298,7 @@ class SplitBrain(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.provenance: dict = {}  # what made the weights file it was loaded from, if any
         self.split = config.split
         self.quantizers = _build_quantizers(config)
         self.encoders = nn.ModuleList(

@@ -84,3 +84,11 @@ def build(
     encoders = tuple(replace(e, width=e.width * width) for e in VARIANTS[variant](split))
     config = ModelConfig(variant, split, encoders, preset, bn_affine, fc_channels)
     return SplitBrain(config)
+
+
+def width_of(config: ModelConfig) -> float:
+    """The ``width`` a model of ``config`` was built with: its first encoder's channel scale
+    against its variant's (an imported or custom network outside the variants: that scale)."""
+    if config.variant not in VARIANTS:
+        return config.encoders[0].width
+    return config.encoders[0].width / VARIANTS[config.variant](config.split)[0].width

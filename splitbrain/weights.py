@@ -99,7 +99,8 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
 
 
 def load(path: str | os.PathLike, device: str = "cpu", preset: str | None = None) -> SplitBrain:
-    """Rebuild a model from a weights file written by ``save``, in eval mode.
+    """Rebuild a model from a weights file written by ``save``, in eval mode; its
+    ``provenance`` attribute is the file's record of what made it (``read_provenance``).
 
     ``preset`` rebuilds it at another geometry with the same weights: ``transfer`` evaluates
     a model pre-trained at the ``paper`` preset at the paper's 227 px transfer geometry (and
@@ -124,4 +125,5 @@ def load(path: str | os.PathLike, device: str = "cpu", preset: str | None = None
         raise WeightsFileError(
             f"{path}: weights do not match the stored configuration: {str(error).splitlines()[0]}"
         ) from None
+    model.provenance = read_provenance(path)
     return model.to(device)

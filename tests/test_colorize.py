@@ -75,7 +75,7 @@ def test_variants_without_a_classifying_l_to_ab_half_cannot_colorize(variant):
         sb.colorize(model, torch.rand(1, 3, 32, 32))
     assert str(error.value) == (
         f"variant '{variant}' on split 'lab' has no L->ab classification half; variants that "
-        "can colorize: splitbrain, l2ab-cl, ensemble-l2ab, gaussian"
+        "can colorize: splitbrain, l2ab-cl, ensemble-l2ab"
     )
 
 
@@ -95,3 +95,30 @@ def test_colorization_grid_is_grey_colorized_original_per_column(tmp_path):
     torch.testing.assert_close(original, rgb[0], atol=1 / 255, rtol=0)
     grey = picture[0:32:2, 0:40:2]
     assert (grey.max(-1).values - grey.min(-1).values).max() <= 2 / 255  # no colour
+
+
+def test_a_model_whose_colour_head_never_learnt_colours_is_refused(tmp_path):
+    import dataclasses
+
+    from splitbrain.cli import main
+
+    photo = torch.rand(1, 3, 32, 32)
+    random = sb.build("gaussian", preset="small", width=0.25)
+    with pytest.raises(ValueError, match="cannot colorize: variant 'gaussian' is an untrained"):
+        sb.colorize(random, photo)
+    trained = sb.build("splitbrain", preset="small", width=0.25)
+    classifier = sb.SplitBrain(dataclasses.replace(trained.config, classifier=("fc7", ("a", "b"))))
+    with pytest.raises(ValueError, match="a classifier fine-tuned since its pre-training"):
+        sb.colorize(classifier, photo)
+    cases = {"caffe": ({"source": "caffe:x.caffemodel sha256:0"}, "imported Caffe weights"),
+             "zero": ({"steps": 0, "data": "skimage:"}, "records 0 training steps")}  # fmt: skip
+    for name, (provenance, reason) in cases.items():
+        path = sb.save(trained, tmp_path / f"{name}.safetensors", provenance)
+        assert sb.load(path).provenance == provenance
+        with pytest.raises(ValueError, match=reason):
+            sb.colorize(sb.load(path), photo)
+        assert main(["colorize", str(tmp_path), "--weights", str(path), "--out",
+                     str(tmp_path / "out"), "--no-progress"]) == 1  # fmt: skip
+    assert not (tmp_path / "out").exists()
+    fine = sb.save(trained, tmp_path / "trained.safetensors", {"steps": 10})
+    assert sb.colorize(sb.load(fine), photo).shape == photo.shape

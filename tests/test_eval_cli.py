@@ -9,6 +9,7 @@ import torch
 
 import splitbrain as sb
 from splitbrain.cli import main
+from splitbrain.weights import read_provenance
 
 FAST = ["--workers", "0", "--no-progress", "--batch-size", "32"]
 
@@ -88,6 +89,9 @@ def test_finetune_single_and_multi_label(npz, tmp_path):
     report = json.loads((out / "finetune.json").read_text())
     assert report["tables"][0]["metric"] == "top1 (%)"
     assert report["models"][0]["head_layer"] == "fc7"
+    # the weights file says what its report says: the layers above pool5 were trained
+    (tuned,) = out.glob("*.safetensors")
+    assert read_provenance(tuned)["trained"] == report["settings"]["trained"] == "above pool5"
 
     rng = np.random.default_rng(1)
     for name, n in (("train", 96), ("test", 48)):
@@ -254,3 +258,21 @@ def test_extract_gives_an_rgbd_model_features_of_rgbd_frames(tmp_path):
     features = np.load(out)
     assert features["conv5"].shape == (5, model.layer_channels("conv5"))
     assert features["labels"].tolist() == [0, 1, 0, 1, 1]
+
+
+def test_a_baseline_is_built_at_the_width_of_the_weights_it_is_compared_with(npz, tmp_path, capsys):
+    weights = str(npz["weights"])  # 0.125 wide
+    argv = ["knn", "--weights", weights, "gaussian:small", "full=gaussian:small:1",
+            *data_args(npz), "--k", "5", "--out", str(tmp_path / "knn"), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"gaussian:small: built at width 0.125, the width of {weights}" in printed
+    rows = json.loads((tmp_path / "knn" / "knn.json").read_text())["tables"][0]["rows"]
+    assert list(rows) == ["run", "gaussian:small:0.125", "full"]  # a width named is kept
+    other = sb.save(sb.build("splitbrain", preset="small", width=0.25), tmp_path / "w.safetensors")
+    argv = ["knn", "--weights", weights, str(other), "gaussian:small", *data_args(npz),
+            "--k", "5", "--out", str(tmp_path / "knn2"), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert "gaussian:small is 1 wide, the weights files 0.125, 0.25: give it a width" in (
+        capsys.readouterr().err
+    )

@@ -1,5 +1,6 @@
 """A newcomer's first hour: defaults chosen from the data, and errors that say what to do."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,19 @@ def test_max_items_takes_an_evenly_spread_subset_everywhere(tmp_path, capsys):
     argv = ["knn", "--weights", str(run / "weights.safetensors"), "--data", f"npz:{data}",
             "--max-items", "12", "--out", str(tmp_path / "knn"), *common]  # fmt: skip
     assert main(argv) == 0
-    assert "12 of them evenly spread" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "12 of them evenly spread" in printed
+    # k=200 of the default is cut to the 12 neighbours there are, and the report says so
+    assert "--k: 12 training images are the neighbours, so k is 12 (asked: 20, 200)" in printed
+    assert "top-1 k=12 (%)" in printed and "k=200" not in printed
+    report = (tmp_path / "knn" / "knn.md").read_text()
+    assert report.startswith("# kNN classification, a trial on 12 items\n")
+    assert "- subset: a trial: 12 items of each split, evenly spread\n" in report
+    record = json.loads((tmp_path / "knn" / "knn.json").read_text())
+    assert record["settings"]["subset"].startswith("a trial: 12 items")
+    assert record["settings"]["k"] == [12]
+    assert main(["info", str(run / "weights.safetensors")]) == 0
+    assert "  subset: 16 items, evenly spread\n" in capsys.readouterr().out
 
 
 @pytest.fixture

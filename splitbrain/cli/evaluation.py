@@ -8,6 +8,7 @@ command runs, not when the parser is built: ``--help`` and argument errors stay 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..evaluate import LabelledData, Table
 
 ALL_LAYERS = (*CONV_LAYERS, *FC_LAYERS)
+log = logging.getLogger("splitbrain.cli")
 Result = TypeVar("Result")
 
 
@@ -147,6 +149,7 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
         raise UsageError(f"--resize {args.resize} is smaller than --crop {args.crop}")
     layers = parse_layers(args.layers) if hasattr(args, "layers") else None
     args.data_kind = check_weights(args.weights)
+    args.weights = match_baseline_widths(args.weights)
     args.out = str(report_folder(Path(args.out), args.command, args.overwrite))
     return layers
 
@@ -180,6 +183,36 @@ def check_weights(specs: list[str]) -> str:
         listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
         raise UsageError(f"--weights: {listing}; evaluate them in separate commands")
     return next(iter(kinds))
+
+
+def match_baseline_widths(specs: list[str]) -> list[str]:
+    """Baselines compared with weights files of one width are built at that width unless
+    they name their own (a 0.5-wide network against a 1.0-wide random one says little about
+    pre-training), said in one line each; with files of several widths, a warning."""
+    from ..evaluate.baselines import parse_baseline, split_name
+    from ..variants import width_of
+    from ..weights import read_config
+
+    files = [model for _, model in map(split_name, specs) if parse_baseline(model) is None]
+    widths = sorted({width_of(read_config(model)) for model in files})
+    matched = []
+    for spec in specs:
+        name, model = split_name(spec)
+        baseline = parse_baseline(model)
+        named_width = len(model.split(":")) == (3 if model.startswith("gaussian:") else 4)
+        if baseline is None or named_width or not widths or widths == [baseline[2]]:
+            matched.append(spec)
+        elif len(widths) == 1:
+            model_at = f"{model}:{widths[0]:g}"
+            log.info("%s: built at width %g, the width of %s (%s:1 for the full width)",
+                     model, widths[0], files[0], model)  # fmt: skip
+            matched.append(f"{name}={model_at}" if name != model else model_at)
+        else:
+            log.warning("%s is %g wide, the weights files %s: give it a width (%s:WIDTH) to "
+                        "compare like with like", model, baseline[2],
+                        ", ".join(f"{w:g}" for w in widths), model)  # fmt: skip
+            matched.append(spec)
+    return matched
 
 
 def report_folder(out: Path, command: str, overwrite: bool) -> Path:
@@ -237,8 +270,11 @@ def evaluate_models(
 
 
 def data_settings(args: argparse.Namespace) -> dict[str, str]:
-    """The data entries of a report's settings."""
-    return {"data": args.data, "test data": args.test_data or f"{args.data} (test split)"}
+    """The data entries of a report's settings, with the subset of a trial (--max-items)."""
+    settings = {"data": args.data, "test data": args.test_data or f"{args.data} (test split)"}
+    if args.max_items:
+        settings["subset"] = f"a trial: {args.max_items:,} items of each split, evenly spread"
+    return settings
 
 
 def write_tables(
@@ -264,6 +300,8 @@ def write_tables(
             for m, spec in zip(models, args.weights, strict=False)
         ],
     }
+    if args.max_items:
+        title += f", a trial on {args.max_items:,} items"
     paths = write_report(Path(args.out), command, title, tables, meta, plotted)
     if final:
         for table in tables:

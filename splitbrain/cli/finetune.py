@@ -88,13 +88,14 @@ def run(args: argparse.Namespace) -> int:
         precision=precision(args, args.accelerator, "--accelerator"),
     )
 
+    trained = f"above {args.freeze_through}" if args.freeze_through else "all layers"
+
     def tune(name: str, model: SplitBrain):
         result = finetune(model, data, config, name, targets)
         print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
         provenance = {
-            "fine-tuned from": name, "data": args.data, "epochs": config.epochs,
-            "head layer": result.head_layer, "trained": args.freeze_through or "all layers",
-            "splitbrain": __version__,
+            "fine-tuned from": name, **data_settings(args), "epochs": config.epochs,
+            "head layer": result.head_layer, "trained": trained, "splitbrain": __version__,
         }  # fmt: skip
         path = Path(args.out) / (re.sub(r"[^\w.-]+", "_", name) + ".safetensors")
         print(f"fine-tuned weights: {save(result.model, path, provenance)}")
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         settings = {
             **data_settings(args),
-            "trained": f"above {args.freeze_through}" if args.freeze_through else "all layers",
+            "trained": trained,
             "precision": config.precision,
             "epochs": config.epochs,
             "lr": config.lr,

@@ -39,6 +39,15 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     return [p]
 
 
+def _capped(ks: tuple[int, ...], items: int) -> tuple[int, ...]:
+    """Neighbour counts of at most ``items`` (the training images), said when one is cut."""
+    capped = tuple(dict.fromkeys(min(k, items) for k in ks))
+    if capped != ks:
+        print(f"--k: {items:,} training images are the neighbours, so k is "
+              f"{', '.join(map(str, capped))} (asked: {', '.join(map(str, ks))})")  # fmt: skip
+    return capped
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import Table, knn_evaluate
 
@@ -50,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not ks or min(ks) < 1:
         raise UsageError(f"--k: neighbour counts must be positive, got {args.k!r}")
     data = open_data(args)
+    ks = _capped(ks, len(data.train))
     chosen = precision(args, args.accelerator, "--accelerator")
 
     def knn(name: str, model: SplitBrain):

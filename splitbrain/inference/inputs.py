@@ -46,7 +46,10 @@ def find_inputs(arguments: list[str], outside: Sequence[Path] = ()) -> list[Inpu
     found: list[Input] = []
     for argument in arguments:
         path = Path(argument).expanduser()
-        if path.is_dir():
+        if path.is_dir() and _inside(path, outside):
+            problem = "the output folder or inside it (--out is never read as input)"
+            found.append(Input(path, Path(path.name), problem))
+        elif path.is_dir():
             files = [Path(f) for f in images_under(str(path))]
             files = [f for f in files if not _inside(f, outside)]
             found += [Input(f, f.relative_to(path)) for f in files]

@@ -132,8 +132,9 @@ class TrainConfig:
         """What a weights file of this run records about how it was made."""
         from .. import __version__
 
+        subset = {"subset": f"{self.max_items:,} items, evenly spread"} if self.max_items else {}
         return {
-            "data": self.data, "steps": total_steps, "batch size": self.batch_size,
+            "data": self.data, **subset, "steps": total_steps, "batch size": self.batch_size,
             "precision": self.precision, "initialisation": self.init_from or self.init,
             "seed": self.seed, "splitbrain": __version__,
         }  # fmt: skip
