@@ -44,7 +44,7 @@ STEPS, EVERY = 6, 2
 
 #: Run the command line with a fault patched in: ``python -c PRELUDE+PATCH+MAIN pretrain ...``.
 PRELUDE = "import errno, os, signal, subprocess, sys, torch\nimport splitbrain.train.task as task\n"
-MAIN = "\nfrom splitbrain.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+MAIN = "\nfrom splitbrain.cli import entry_point\nentry_point()\n"
 #: The second checkpoint write (step 4) dies half-way: the process is SIGKILLed mid-file.
 KILL_IN_WRITE = """
 original, calls = task._save, []
@@ -68,12 +68,12 @@ def save(checkpoint, path):
     original(checkpoint, path)
 task._save = save
 """
-#: During step 2 a stop signal arrives (SIGNAL and the target filled in): from the outside
+#: During a step a stop signal arrives (the step, how and which filled in): from the outside
 #: this cannot be timed to land mid-run in a run of a few steps.
-SIGNAL_AT_STEP_2 = """
+SIGNAL_DURING_STEP = """
 original = task.PretrainTask.training_step
 def training_step(self, batch, index):
-    if self.global_step == 2:
+    if self.global_step == {step}:
         {send}(signal.{name})
     return original(self, batch, index)
 task.PretrainTask.training_step = training_step
@@ -252,12 +252,13 @@ class Faults:
             rerun.returncode, lost, self.equal(out),
         )  # fmt: skip
 
-    def stop_signal(self, name: str, whole_job: bool = False) -> Row:
-        """A stop signal during step 2: to the process, or (``whole_job``) to every process of
-        the job, loader workers included, as SLURM and a terminal's Ctrl-C send it."""
-        out = self.folder(f"{name.lower()}{'-job' if whole_job else ''}")
+    def stop_signal(self, name: str, whole_job: bool = False, step: int = 2) -> Row:
+        """A stop signal during ``step``: to the process, or (``whole_job``) to every process
+        of the job, loader workers included, as SLURM and a terminal's Ctrl-C send it."""
+        last = step == STEPS - 1
+        out = self.folder(f"{name.lower()}{'-job' if whole_job else ''}{'-last' if last else ''}")
         send = JOB_KILL if whole_job else "signal.raise_signal"
-        patch = SIGNAL_AT_STEP_2.format(send=send, name=name)
+        patch = SIGNAL_DURING_STEP.format(step=step, send=send, name=name)
         workers = ["--workers", "2"] if whole_job else []
         faulted = self.run(self.command(out, *workers), patch)
         kept = checkpoints(out / "checkpoints")
@@ -266,9 +267,11 @@ class Faults:
         lost = f"none (checkpoint at step {kept[0][0]}, the step reached)" if reached else "?"
         scenario = f"{name} during training" + (", to every process (2 loader workers)"
                                                  if whole_job else "")  # fmt: skip
+        if last:  # the run ends there anyway, with its weights
+            scenario, lost = f"{name} during the last step", "none (the run finished)"
         return Row(
-            scenario, _line(faulted, "interrupted"), faulted.returncode, rerun.returncode,
-            lost, self.equal(out),
+            scenario, _line(faulted, "last step" if last else "interrupted"),
+            faulted.returncode, rerun.returncode, lost, self.equal(out),
         )  # fmt: skip
 
     def slurm_requeue(self) -> Row:
@@ -279,7 +282,7 @@ class Faults:
         (bin_dir / "scontrol").write_text(SCONTROL)
         (bin_dir / "scontrol").chmod(0o755)
         env = {**os.environ, "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        patch = SIGNAL_AT_STEP_2.format(send="signal.raise_signal", name="SIGUSR1")
+        patch = SIGNAL_DURING_STEP.format(step=2, send="signal.raise_signal", name="SIGUSR1")
         faulted = self.run(self.command(out, "--requeue"), patch, env)
         calls = bin_dir / "scontrol.calls"
         requeued = calls.exists() and calls.read_text().strip() == "requeue 4242"
@@ -375,6 +378,7 @@ class Faults:
             self.stop_signal("SIGTERM"),
             self.stop_signal("SIGINT"),
             self.stop_signal("SIGTERM", whole_job=True),
+            self.stop_signal("SIGTERM", step=STEPS - 1),
             self.slurm_requeue(),
             self.second_run(),
             self.stale_lock(),

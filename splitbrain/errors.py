@@ -34,6 +34,9 @@ class Interrupted(BaseException):
     """
 
     def __init__(self, signal: signal.Signals, detail: str) -> None:
-        super().__init__(f"interrupted by {signal.name} {detail}")
-        self.signal = signal
+        super().__init__(signal, detail)  # the arguments, so that it pickles across processes
+        self.signal, self.detail = signal, detail
         self.exit_code = 128 + int(signal)
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal.name} {self.detail}"

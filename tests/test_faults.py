@@ -89,13 +89,19 @@ def test_a_full_disk_is_one_line_and_resumable(faults):
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
 def test_a_stop_signal_saves_the_step_reached_and_resumes_bit_for_bit(faults, name):
     row = faults.stop_signal(name)
-    code = {"SIGTERM": 143, "SIGINT": 130}[name]
+    code = {"SIGTERM": 143, "SIGINT": -2}[name]  # Ctrl-C ends by SIGINT: 130 in a shell
     assert row.fault_status == code and row.rerun_status == 0
     assert row.seen.startswith(f"splitbrain: interrupted by {name} at step 3 of 6: checkpoint ")
     out = faults.root / name.lower()
     assert "step-00000003.ckpt; to resume: splitbrain pretrain --data " in row.seen
     assert row.seen.endswith(f"--out {out}")
     assert row.lost == "none (checkpoint at step 3, the step reached)" and row.equal == "yes"
+
+
+def test_a_stop_signal_during_the_last_step_lets_the_run_finish(faults):
+    row = faults.stop_signal("SIGTERM", step=5)
+    assert row.fault_status == 0 and row.rerun_status == 0 and row.equal == "yes"
+    assert row.seen == "SIGTERM came during the last step: the run ends with it"
 
 
 def test_sigterm_to_every_process_of_the_job_spares_the_loader_workers(faults):

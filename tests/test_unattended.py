@@ -8,18 +8,25 @@ import io
 import json
 import logging
 import os
+import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tqdm import tqdm
 
 import splitbrain.progress
 from splitbrain.cli import _ConsoleHandler, main
+from splitbrain.errors import Interrupted, RunError
+from splitbrain.train.interrupt import STOP_SIGNALS, StopOnSignal
 from splitbrain.train.lock import LOCK_NAME, RunLock, RunLockedError, first_process
 
 CLI = [sys.executable, "-m", "splitbrain"]
@@ -47,7 +54,8 @@ def _dead_pid() -> int:
 
 def _holder(path, **fields) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"since": time.time(), "command": "splitbrain pretrain", **fields}))
+    lock = {"since": time.time(), "command": "splitbrain pretrain", "token": "theirs", **fields}
+    path.write_text(json.dumps(lock))
 
 
 # ------------------------------------------------------------------ the lock
@@ -141,27 +149,49 @@ def test_only_the_first_process_of_a_job_takes_the_lock(monkeypatch):
 
 
 _PROGRESS = re.compile(r"^step \d+/40 \(\d+%\), [\d.]+ images/s, loss [\d.]+, \S+ left$")
+#: A run with its output redirected to a file, progress every 0.2 s instead of 30 s.
+_REDIRECTED = (
+    "import sys, splitbrain.progress\n"
+    "splitbrain.progress.INTERVAL = 0.2\n"
+    "from splitbrain.cli import entry_point\n"
+    "entry_point()\n"
+)
+#: The same run through the library: Lightning's own lines are not the library's to hide.
+_LIBRARY = (
+    "import sys\n"
+    "from splitbrain.cli.pretrain import config_from_args\n"
+    "from splitbrain.cli import build_parser\n"
+    "from splitbrain.train import pretrain\n"
+    "pretrain(config_from_args(build_parser().parse_args(sys.argv[1:])))\n"
+)
 
 
-def test_a_redirected_log_has_plain_progress_lines_at_a_bounded_rate(
-    tmp_path, tiny, capsys, monkeypatch
-):
-    monkeypatch.setattr(splitbrain.progress, "INTERVAL", 0.2)
+def _redirected(program: str, argv: list[str], log) -> float:
+    """Run ``program`` with ``argv`` and its output in the file ``log``; its seconds."""
     started = time.monotonic()
-    assert main(_pretrain(tiny, tmp_path / "run", 40)) == 0
-    seconds = time.monotonic() - started
-    captured = capsys.readouterr()
-    log = captured.out + captured.err
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, "-c", program, *argv], stdout=out, stderr=out,
+                       check=True, timeout=300)  # fmt: skip
+    return time.monotonic() - started
+
+
+def test_a_redirected_log_has_plain_progress_lines_at_a_bounded_rate(tmp_path, tiny):
+    seconds = _redirected(_REDIRECTED, _pretrain(tiny, tmp_path / "run", 40), tmp_path / "log")
+    log = (tmp_path / "log").read_text()
     assert "\r" not in log
     progress = [line for line in log.splitlines() if line.startswith("step ")]
     assert progress and all(_PROGRESS.match(line) for line in progress), progress
     assert progress[-1].startswith("step 40/40 (100%)")
     assert len(progress) <= seconds / 0.2 + 2  # one line an interval, and the last
-    # Lightning's own lines are replaced by one line of ours
-    for lightning in ("GPU available", "TPU available", "max_steps", "Restoring states"):
-        assert lightning not in log
-    assert "training on 1 CPU device" in captured.out
     assert len(log) < 1500 + 80 * len(progress)
+    # Lightning's own lines are replaced by one line of ours ...
+    assert "training on 1 CPU device" in log
+    for lightning in ("GPU available", "TPU available", "max_steps"):
+        assert lightning not in log
+    # ... which the same run through the library, without the command line, does show
+    _redirected(_LIBRARY, _pretrain(tiny, tmp_path / "library", 4), tmp_path / "library.log")
+    library = (tmp_path / "library.log").read_text()
+    assert "GPU available" in library and "max_steps=4" in library
 
 
 def test_quiet_prints_the_final_summary_and_errors_only(tmp_path, tiny, capsys):
@@ -209,3 +239,109 @@ def test_bars_on_a_terminal_and_lines_elsewhere_both_on_stdout(capsys, monkeypat
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("scanning: 1/4 img (25%), ") and lines[0].endswith(" left")
     assert lines[-1].startswith("scanning: 4/4 img (100%)")
+
+
+def test_the_heartbeat_makes_a_deleted_lock_again(tmp_path):
+    with RunLock(tmp_path, heartbeat=0.05) as lock:
+        mine = (tmp_path / LOCK_NAME).read_text()
+        (tmp_path / LOCK_NAME).unlink()
+        deadline = time.time() + 10
+        while not (tmp_path / LOCK_NAME).exists() and time.time() < deadline:
+            time.sleep(0.02)
+        assert (tmp_path / LOCK_NAME).read_text() == mine and not lock.lost
+
+
+def test_an_earlier_run_of_the_same_slurm_job_left_a_stale_lock(tmp_path, monkeypatch, caplog):
+    # a requeued job, restarted on another node while its killed first run's lock is fresh
+    _holder(tmp_path / LOCK_NAME, pid=1, host="node-a", machine="node-a/boot/1", slurm="77:0")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with caplog.at_level(logging.INFO, logger="splitbrain.train"), RunLock(tmp_path):
+        pass
+    assert "left by an earlier run of SLURM job 77" in caplog.text
+    monkeypatch.setenv("SLURM_JOB_ID", "78")  # another job's fresh lock is its own
+    _holder(tmp_path / LOCK_NAME, pid=1, host="node-a", machine="node-a/boot/1", slurm="77:0")
+    with pytest.raises(RunLockedError):
+        RunLock(tmp_path).__enter__()
+
+
+def test_a_namesake_machine_is_judged_by_the_heartbeat_not_the_pid(tmp_path):
+    # the same host name, another boot or pid namespace (a container): its pid means nothing here
+    machine = f"{socket.gethostname()}/another-boot/1"
+    _holder(tmp_path / LOCK_NAME, pid=_dead_pid(), host=socket.gethostname(), machine=machine)
+    with pytest.raises(RunLockedError, match="heartbeat 0 s ago"):
+        RunLock(tmp_path).__enter__()
+
+
+# ------------------------------------------------------------------ signals, in parts
+
+
+class _Strategy:
+    """Another rank's code in the reduction: what it got, max with ours."""
+
+    def __init__(self, other: int) -> None:
+        self.other = other
+
+    def reduce(self, tensor, reduce_op):
+        assert reduce_op == "max"
+        return tensor.clamp(min=self.other)
+
+
+class _Trainer:
+    def __init__(self, other: int) -> None:
+        self.world_size, self.global_step, self.max_steps = 2, 3, 6
+        self.strategy, self.should_stop = _Strategy(other), False
+
+
+class _Checkpoints:
+    folder = Path("run/checkpoints")
+
+    def __init__(self) -> None:
+        self.saved: list[int] = []
+
+    def save(self, trainer, module) -> None:
+        self.saved.append(trainer.global_step)
+
+
+def test_every_rank_stops_at_the_same_step_with_the_same_outcome():
+    module = torch.nn.Linear(1, 1)
+    module.device = torch.device("cpu")
+    # this rank got nothing, another SIGUSR1: it writes its part of the checkpoint and stops
+    checkpoints = _Checkpoints()
+    stop = StopOnSignal(checkpoints)
+    trainer = _Trainer(other=int(signal.SIGUSR1))
+    stop.on_train_batch_end(trainer, module, None, None, 0)
+    assert trainer.should_stop and checkpoints.saved == [3] and stop.signal == signal.SIGUSR1
+    assert stop.interrupted(6, requeue=False).exit_code == 138
+    # rank 0's lock was taken over: every rank stops with the same error, none saves
+    checkpoints = _Checkpoints()
+    stop = StopOnSignal(checkpoints)
+    with pytest.raises(RunError, match="another process took this run folder over"):
+        stop.on_train_batch_end(_Trainer(other=255), module, None, None, 0)
+    assert checkpoints.saved == []
+    # a signal during the last step stops nothing: the run ends there with its weights
+    stop = StopOnSignal(checkpoints)
+    trainer = _Trainer(other=int(signal.SIGTERM))
+    trainer.global_step = 6
+    stop.on_train_batch_end(trainer, module, None, None, 0)
+    assert not trainer.should_stop and stop.step is None
+
+
+def test_signals_keep_their_handlers_when_not_called_from_the_main_thread():
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    seen = {}
+
+    def enter() -> None:
+        with StopOnSignal(_Checkpoints()) as stop:
+            seen["installed"] = dict(stop._previous)
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    thread.join()
+    assert seen["installed"] == {} and {s: signal.getsignal(s) for s in STOP_SIGNALS} == before
+
+
+def test_an_interruption_crosses_process_boundaries():
+    error = pickle.loads(pickle.dumps(Interrupted(signal.SIGTERM, "at step 3 of 6: checkpoint x")))
+    assert str(error) == "interrupted by SIGTERM at step 3 of 6: checkpoint x"
+    assert error.exit_code == 143

@@ -14,7 +14,9 @@ interrupted a run after saving its checkpoint (130 Ctrl-C, 143 SIGTERM, 138 SIGU
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,7 +43,7 @@ from . import (
 )
 from .common import ArgumentParser, UsageError, positive
 
-__all__ = ["ArgumentParser", "UsageError", "build_parser", "main", "positive"]
+__all__ = ["ArgumentParser", "UsageError", "build_parser", "entry_point", "main", "positive"]
 
 COMMANDS = (
     prepare, pretrain, probe, knn, finetune, colorize, extract, export, import_caffe, rgbd, info
@@ -76,7 +78,6 @@ LIGHTNING_LOGGERS = (
 UNACTIONABLE = (
     r"The '\w+_dataloader' does not have many workers",  # --workers is sized for the CPU
     r"The number of training batches \(\d+\) is smaller than the logging interval",
-    r".*LeafSpec.*is deprecated",  # between Lightning and torch
 )
 
 
@@ -171,4 +172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        configure_logging(quiet=False)  # --quiet was for this command only
     return 0
+
+
+def entry_point() -> None:
+    """The ``splitbrain`` command: ``main``, and a command that Ctrl-C interrupted ends by
+    SIGINT itself, as Python does, so that a shell loop around it stops too ($? is 130)."""
+    code = main()
+    if code == 128 + signal.SIGINT:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(code)

@@ -63,14 +63,15 @@ def checkpoint_problem(path: Path) -> str | None:
     return None
 
 
-def resumable_checkpoint(folder: Path) -> Path | None:
+def resumable_checkpoint(folder: Path, tidy: bool = True) -> Path | None:
     """The newest checkpoint in ``folder`` that loads completely (None when there are none).
 
-    A newer one that does not load is named in a warning and renamed ``*.ckpt.corrupt`` (kept
-    for inspection, out of the rotation). When none loads, CheckpointError, and nothing is
-    renamed or deleted.
+    A newer one that does not load is named in a warning and, with ``tidy`` (the process that
+    holds the run folder), renamed ``*.ckpt.corrupt`` (kept for inspection, out of the
+    rotation), and leftovers of interrupted writes are removed. When none loads,
+    CheckpointError, and nothing is renamed or deleted.
     """
-    if folder.is_dir():
+    if folder.is_dir() and tidy:
         for stale in folder.glob(".step-*.ckpt.*.tmp"):  # what a kill during a write leaves
             log.info("%s: removing an interrupted checkpoint write", stale)
             stale.unlink(missing_ok=True)
@@ -79,7 +80,7 @@ def resumable_checkpoint(folder: Path) -> Path | None:
     for _, path in found:
         problem = checkpoint_problem(path)
         if problem is None:
-            for corrupt, _ in bad:
+            for corrupt, _ in bad if tidy else ():
                 with contextlib.suppress(FileNotFoundError):  # another rank renamed it
                     corrupt.rename(corrupt.with_name(corrupt.name + ".corrupt"))
             return path

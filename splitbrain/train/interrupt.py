@@ -4,11 +4,15 @@ and SIGUSR1 (what SLURM sends before a job's time limit with ``--signal=USR1@SEC
 While the training loop runs, a signal only raises a flag: the step in progress finishes, its
 checkpoint is written (atomically, like every checkpoint), and the run ends with
 ``Interrupted``, whose exit code is the shell's 128 + signal number. Data-parallel ranks agree
-to stop at the same step (any rank's signal stops all). A second SIGINT stops at once, without
-that checkpoint. Before the loop (opening data, initialising) there is nothing to save, and
+at every step end (one reduction of a small code: the highest signal number any rank got, or
+that rank 0's lock was taken over) and all stop at the same step, with the same outcome. A
+second SIGINT stops at once, without that checkpoint; other repeated signals are ignored while
+the run stops. A signal during the last step changes nothing: the run ends there anyway and
+writes its weights. Before the loop (opening data, initialising) there is nothing to save, and
 after it the last step's checkpoint is already written: there a signal ends the run at once.
-Lightning registers its own SIGTERM handler when a fit starts (it would leave the loop without
-a checkpoint); ours takes SIGTERM back at the start of training.
+Lightning registers its own SIGTERM handler just before the loop (it would leave the loop
+without a checkpoint and kill the other ranks); ours takes SIGTERM back as the loop starts.
+Handlers can only be installed from the main thread: elsewhere signals keep their handlers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import threading
 from types import FrameType
 
 import lightning as L
+import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 
 from ..errors import Interrupted, RunError
 from .checkpoints import RollingCheckpoints, checkpoint_path
@@ -30,25 +36,29 @@ from .lock import RunLock
 log = logging.getLogger("splitbrain.train")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+_LOST = 255  # the agreed code when rank 0's lock was taken over (above any signal number)
 
 
-def ignore_stop_signals(worker_id: int | None = None) -> None:
-    """For loader processes: the signals are the main process's business (SLURM signals every
-    process of a job, a terminal's Ctrl-C the whole process group); a worker killed by one
-    would fail the main process before it could write its checkpoint."""
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's start: the signals are the main process's business (SLURM signals
+    every process of a job, a terminal's Ctrl-C the whole process group, and a worker killed
+    by one fails the main process before it can write its checkpoint); then Lightning's
+    seeding of worker processes, which this replaces as the loader's ``worker_init_fn``."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    pl_worker_init_function(worker_id)
 
 
 class StopOnSignal(L.Callback):
     """Install with ``with StopOnSignal(checkpoints) as stop:`` around the run; after the fit,
-    ``stop.signal`` names the signal that ended it early (None when it ran to the end)."""
+    ``stop.step`` is the step an interrupted run stopped at (its checkpoint written), None
+    when it ran to the end."""
 
     def __init__(self, checkpoints: RollingCheckpoints, lock: RunLock | None = None) -> None:
         self.checkpoints = checkpoints
         self.lock = lock
-        self.signal: signal.Signals | None = None
-        self.step: int | None = None  # the step whose checkpoint was written on the way out
+        self.signal: signal.Signals | None = None  # the first one this process received
+        self.step: int | None = None
         self._phase = "before"  # before training, training, after it (writing the weights)
         self._previous: dict[int, object] = {}
 
@@ -68,15 +78,16 @@ class StopOnSignal(L.Callback):
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum)
+        if self.signal is not None:  # already stopping
+            if name == signal.SIGINT:
+                raise Interrupted(name, "again: stopped at once, without a checkpoint of this step")
+            return
         if self._phase == "before":
             raise Interrupted(name, "before training started: nothing to save yet")
         if self._phase == "after":
             raise Interrupted(name, "after the last step, whose checkpoint is kept")
-        if self.signal is not None and name == signal.SIGINT:
-            raise Interrupted(name, "again: stopped at once, without a checkpoint of this step")
-        if self.signal is None:
-            self.signal = name
-            log.info("%s: finishing this step and writing its checkpoint", name.name)
+        self.signal = name
+        log.info("%s: finishing this step and writing its checkpoint", name.name)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._phase = "training"
@@ -87,20 +98,22 @@ class StopOnSignal(L.Callback):
         self._phase = "after"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        lost = self.lock is not None and self.lock.lost
-        stop = self.signal is not None or lost
-        if trainer.world_size > 1:
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if not stop:
+        code = _LOST if self.lock is not None and self.lock.lost else int(self.signal or 0)
+        if trainer.world_size > 1:  # the same decision on every rank
+            agreed = trainer.strategy.reduce(
+                torch.tensor(code, device=pl_module.device), reduce_op="max"
+            )
+            code = int(agreed)
+        if code == 0 or trainer.global_step >= trainer.max_steps:  # the last step ends it anyway
             return
-        if lost:
+        if code == _LOST:
             raise RunError(
-                f"{self.lock.path}: another process took this run folder over while this one "
-                "was suspended; stopped without writing anything more"
+                f"{self.checkpoints.folder.parent}: another process took this run folder over "
+                "while this one was suspended; stopped without writing anything more"
             )
         self.checkpoints.save(trainer, pl_module)
         self.step = trainer.global_step
-        self.signal = self.signal or signal.SIGTERM  # another rank's signal
+        self.signal = signal.Signals(code)  # on every rank, the signal that stopped the run
         trainer.should_stop = True
 
     def interrupted(self, total_steps: int, requeue: bool) -> Interrupted:
@@ -113,15 +126,19 @@ class StopOnSignal(L.Callback):
 
 
 def requeue_slurm_job() -> str:
-    """``scontrol requeue`` this SLURM job (an array task as ARRAY_TASK); what happened."""
+    """``scontrol requeue`` this SLURM job (an array task as ARRAYJOB_TASK); what happened."""
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
     if not re.fullmatch(r"[0-9_]+", job):
         return f"not requeued (SLURM job id {job!r} is not a job id)"
     try:
-        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        result = subprocess.run(
+            ["scontrol", "requeue", job], capture_output=True, text=True, timeout=60
+        )
     except FileNotFoundError:
         return "not requeued (scontrol is not on PATH)"
+    except subprocess.TimeoutExpired:
+        return "not requeued (scontrol gave no answer in 60 s)"
     if result.returncode:
         reason = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         return f"requeueing SLURM job {job} failed ({reason})"

@@ -6,9 +6,13 @@ systems and on NFS v3 and later, holding the holder's pid, host, start time and 
 the run lives a thread touches it every ``HEARTBEAT`` seconds. A lock is stale, and taken over
 with one log line, when its holder is gone:
 
-- on this host, when its pid no longer runs (or runs another program: the process start time
-  recorded beside the pid no longer matches, so a reused pid is not mistaken for the holder);
-- on another host (a folder on a shared file system), when its heartbeat is older than
+- on this machine, when its pid no longer runs (or runs another program: the process start
+  time recorded beside the pid no longer matches, so a reused pid is not mistaken for the
+  holder). "This machine" is the host name, the boot and the pid namespace together: two
+  containers that share a host name are two machines;
+- left by an earlier run of the same SLURM job (a requeued job whose first run was killed
+  before it could release the lock);
+- on another machine (a folder on a shared file system), when its heartbeat is older than
   ``STALE_AFTER``, measured by the file system's own clock (a file touched beside it), so
   hosts whose clocks disagree do not misjudge each other.
 
@@ -61,6 +65,21 @@ def _start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
 
 
+def _machine() -> str:
+    """This machine for pids: host name, boot and pid namespace (what Linux says of them)."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(parts)
+
+
+def _slurm_run() -> str | None:
+    """This run of a SLURM job: its id and how often it was requeued, None outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"{job}:{os.environ.get('SLURM_RESTART_COUNT', '0')}" if job else None
+
+
 def _running(pid: int, start_ticks: int | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,6 +130,8 @@ class RunLock:
         self._mine = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "machine": _machine(),
+            "slurm": _slurm_run(),
             "since": time.time(),
             "start_ticks": _start_ticks(os.getpid()),
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -172,7 +193,14 @@ class RunLock:
         pid, host = holder.get("pid"), holder.get("host")
         if not isinstance(pid, int) or not isinstance(host, str):
             return "the lock file is unreadable"
-        if host == socket.gethostname():
+        ours, theirs = self._mine["slurm"], holder.get("slurm")
+        if ours and theirs and theirs != ours and theirs.split(":")[0] == ours.split(":")[0]:
+            return f"it was left by an earlier run of SLURM job {ours.split(':')[0]}"
+        if "machine" in holder:
+            same_machine = holder["machine"] == self._mine["machine"]
+        else:  # a lock that names its host alone
+            same_machine = host == socket.gethostname()
+        if same_machine:
             running = _running(pid, holder.get("start_ticks"))
             return None if running else f"pid {pid} on this host is no longer running"
         age = self._age()
@@ -213,13 +241,21 @@ class RunLock:
         )
 
     def _beat(self) -> None:
+        """Touch the lock every ``heartbeat`` seconds; a transient error of the file system
+        skips a beat, a lock gone missing is made again, another process's lock sets ``lost``."""
         while not self._stop.wait(self.heartbeat):
-            if self._read() != self._mine:
-                self.lost = True
-                log.error(
-                    "%s: another process took this run folder over while this one was "
-                    "suspended; stopping at the end of this step", self.path,
-                )  # fmt: skip
-                return
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
+            try:
+                holder = self._read()
+                if holder is None:  # deleted by hand, or between a takeover's rename and link
+                    self._create()
+                elif holder.get("token") not in (None, self._mine["token"]):
+                    self.lost = True
+                    log.error(
+                        "%s: another process took this run folder over while this one was "
+                        "suspended; stopping at the end of this step", self.path,
+                    )  # fmt: skip
+                    return
+                elif holder:
+                    os.utime(self.path)
+            except (OSError, WriteError):
+                continue

@@ -192,37 +192,43 @@ def pretrain(
     """Run (or resume) a pre-training and export its weights; returns the weights path.
 
     The run directory is locked while it runs (``RunLockedError`` when another live process
-    holds it). SIGTERM, SIGINT or SIGUSR1 end the run with ``Interrupted`` after writing the
-    checkpoint of the step reached; running it again resumes from there.
+    holds it). Called from the main thread, SIGTERM, SIGINT or SIGUSR1 end the run with
+    ``Interrupted`` after writing the checkpoint of the step reached; running it again resumes
+    from there (from another thread, signals keep the handlers they have).
     """
     out = Path(config.out)
     if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
         raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
     if config.requeue and "SLURM_JOB_ID" not in os.environ:
         raise ValueError("--requeue is for SLURM jobs, and SLURM_JOB_ID is not set")
-    lock = RunLock(out) if first_process() else None  # the other ranks share rank 0's folder
+    # The job's first process holds the folder; the other ranks (launched by torchrun or
+    # SLURM) share it and write nothing in it before training, where rank 0 alone writes.
+    first = first_process()
+    lock = RunLock(out) if first else None
     checkpoints = RollingCheckpoints(
         out / "checkpoints", config.checkpoint_every, config.keep_checkpoints
     )
     with lock or contextlib.nullcontext(), StopOnSignal(checkpoints, lock) as stop:
-        return _pretrain(config, [checkpoints, stop, *(callbacks or [])], strategy, stop)
+        return _pretrain(config, [checkpoints, stop, *(callbacks or [])], strategy, stop, first)
 
 
 def _pretrain(
-    config: TrainConfig, callbacks: list, strategy: str | None, stop: StopOnSignal
+    config: TrainConfig, callbacks: list, strategy: str | None, stop: StopOnSignal, first: bool
 ) -> Path:
     out = Path(config.out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     check_recipe(out, config)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
-    resume = resumable_checkpoint(out / "checkpoints")
+    resume = resumable_checkpoint(out / "checkpoints", tidy=first)
     done = checkpoint_step(resume) if resume else 0
     check_length(out, total_steps, done)
-    atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.to_yaml(total_steps)))
     bad = getattr(dataset, "log", None)  # images and channel stacks keep one
-    if bad is not None and (listing := bad.write_listing(dataset.source, out / "skipped.txt")):
-        log.info("skipped items, each with its reason: %s", listing)
+    if first:
+        settings = config.to_yaml(total_steps)
+        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(settings))
+        if bad is not None and (listing := bad.write_listing(dataset.source, out / "skipped.txt")):
+            log.info("skipped items, each with its reason: %s", listing)
 
     model = build(config.variant, config.preset, config.split, config.width, config.bn_affine)
     if config.init_from:
@@ -249,8 +255,10 @@ def _pretrain(
     loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
     with quiet_lightning():
         trainer.fit(task, datamodule=loader, ckpt_path=resume)
-    if stop.signal is not None:
+    if stop.step is not None:
         raise stop.interrupted(total_steps, config.requeue and trainer.is_global_zero)
+    if stop.signal is not None:
+        log.info("%s came during the last step: the run ends with it", stop.signal.name)
     if trainer.is_global_zero:
         save(model.eval(), weights_path, config.provenance(total_steps))
         log.info("%s", report())
