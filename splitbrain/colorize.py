@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .color import lab_to_rgb, rgb_to_lab
 from .device import autocast
-from .models import CrossChannelEncoder, EncoderSpec, SplitBrain, input_geometry
+from .models import CrossChannelEncoder, EncoderSpec, SplitBrain
 from .spaces import ChannelSpace
 from .splits import Target, lab_split
 from .variants import UNTRAINED, VARIANTS
@@ -146,7 +146,7 @@ def colorize_rgb(
     would need gigabytes at once)."""
     require_colorizer(model)
     device = next(model.parameters()).device
-    side = side or input_geometry(model.config.preset)[0]
+    side = side or model.geometry()[0]
     small = _resized(rgb.float(), side).to(device)
     was_training = model.training
     model.eval()  # one photograph's colours must not depend on batch statistics

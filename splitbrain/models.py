@@ -313,6 +313,15 @@ class SplitBrain(nn.Module):
         """The quantizer a classification target names."""
         return self.quantizers[_quantizer_key(spec)]
 
+    def geometry(self, crop: int | None = None, resize: int | None = None) -> tuple[int, int]:
+        """(resize, crop) of this model's images, by one rule for every reader: the values
+        given, else those it was pre-trained at (``provenance["geometry"]``, recorded in its
+        weights file) while it keeps that preset, else its preset's (``input_geometry``)."""
+        trained = self.provenance.get("geometry") or {}
+        if trained.get("preset") == self.config.preset:
+            crop, resize = crop or trained.get("crop"), resize or trained.get("resize")
+        return input_geometry(self.config.preset, crop, resize)
+
     @property
     def layer_names(self) -> list[str]:
         """Layers every encoder has, in network order (fc layers only when shared)."""

@@ -7,19 +7,23 @@ execute code), and is written atomically so a crash never leaves half a file beh
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 from torch import Tensor
 
 from .atomic import atomic_write
 from .errors import NonFiniteError
-from .models import ModelConfig, SplitBrain
+from .models import ModelConfig, SplitBrain, input_geometry
+
+log = logging.getLogger("splitbrain.weights")
 
 FORMAT = "splitbrain/1"
 
@@ -40,8 +44,10 @@ def save(
     model: SplitBrain, path: str | os.PathLike, provenance: dict[str, Any] | None = None
 ) -> Path:
     """Write the model's weights and configuration to ``path`` (safetensors), atomically;
-    ``provenance`` says what made them (data, steps, precision, initialisation, version, or
-    the file they were converted from), and ``splitbrain info`` shows it.
+    ``provenance`` says what made them (data, geometry, steps, precision, initialisation,
+    version, or the file they were converted from; default: the model's own, that of the file
+    it was loaded from), and ``splitbrain info`` shows it. The geometry is always recorded
+    (the model's, ``SplitBrain.geometry``, when not given).
     Weights holding a NaN or infinity are refused (NonFiniteError): such a file is useless
     and would replace a good one."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -49,6 +55,10 @@ def save(
     if poisoned is not None:
         raise NonFiniteError(f"{path}: not written, {poisoned} holds a NaN or infinity")
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    provenance = dict(provenance if provenance is not None else model.provenance)
+    if "geometry" not in provenance:  # every file says what its images look like
+        resize, crop = model.geometry()
+        provenance["geometry"] = {"preset": model.config.preset, "resize": resize, "crop": crop}
     if provenance:
         metadata["provenance"] = json.dumps(provenance, default=str)
     data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError
@@ -125,5 +135,28 @@ def load(path: str | os.PathLike, device: str = "cpu", preset: str | None = None
         raise WeightsFileError(
             f"{path}: weights do not match the stored configuration: {str(error).splitlines()[0]}"
         ) from None
-    model.provenance = read_provenance(path)
+    model.provenance = _with_geometry(read_provenance(path), Path(path), saved)
     return model.to(device)
+
+
+def read_geometry(path: str | os.PathLike) -> dict[str, Any]:
+    """The pre-training geometry of a weights file (preset, resize, crop), as ``load`` gives
+    it to the model: recorded in the file, else by the rule of ``_with_geometry``."""
+    return _with_geometry(read_provenance(path), Path(path), read_config(path).preset)["geometry"]
+
+
+def _with_geometry(provenance: dict[str, Any], path: Path, preset: str) -> dict[str, Any]:
+    """A file's record with its pre-training geometry. Files written before weights recorded
+    it take it from the run's config.yaml beside them, else their preset's, and say so."""
+    if "geometry" in provenance:
+        return provenance
+    saved = path.parent / "config.yaml"
+    run = yaml.safe_load(saved.read_text()) if saved.is_file() else None
+    if isinstance(run, dict) and run.get("preset") == preset and run.get("crop"):
+        geometry = {key: run[key] for key in ("preset", "resize", "crop") if key in run}
+        log.info("%s records no geometry: the run's, from %s (%s)", path, saved, geometry)
+    else:
+        resize, crop = input_geometry(preset)
+        geometry = {"preset": preset, "resize": resize, "crop": crop}
+        log.info("%s records no geometry: its preset's (%s)", path, geometry)
+    return {**provenance, "geometry": geometry}

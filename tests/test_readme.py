@@ -92,3 +92,12 @@ def test_the_docs_name_no_path_of_a_particular_machine():
         if machine.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+def test_the_docs_name_no_issue_numbers():
+    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    issue = re.compile(r"\bissues? \d+", re.IGNORECASE)
+    found = [f"{path.name}:{number}: {line.strip()}" for path in docs
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if issue.search(line)]  # fmt: skip
+    assert not found, "\n".join(found)

@@ -115,3 +115,67 @@ def test_info_describes_a_weights_file(tmp_path, capsys):
     assert lines[3] == f"  layers: {', '.join(model.layer_names)}"
     assert main(["info", str(tmp_path / "missing.safetensors")]) == 1
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ self-describing weights
+
+
+def test_a_weights_file_copied_alone_gives_the_same_results_as_in_its_run_folder(
+    tmp_path, capsys, caplog
+):
+    import logging
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from splitbrain.cli import main
+
+    rng = np.random.default_rng(3)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, images=rng.integers(0, 256, (24, 80, 80, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    argv = ["pretrain", "--data", f"npz:{data}", "--preset", "small", "--width", "0.125",
+            "--crop", "48", "--resize", "56", "--batch-size", "8", "--steps", "2",
+            "--workers", "0", "--no-progress", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    alone = tmp_path / "elsewhere" / "alone.safetensors"
+    alone.parent.mkdir()
+    shutil.copy(run / "weights.safetensors", alone)
+    for path in (run / "weights.safetensors", alone):
+        assert sb.load(path).geometry() == (56, 48)  # not the preset's 36 -> 32
+    assert sb.load(alone, preset="small").geometry(crop=40) == (56, 40)  # flags still win
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(photo)
+    outputs = []
+    for name, weights in (("beside", run / "weights.safetensors"), ("alone", alone)):
+        out = tmp_path / name
+        assert main(["colorize", str(photo), "--weights", str(weights), "--out", str(out),
+                     "--no-progress"]) == 0  # fmt: skip
+        features = tmp_path / f"{name}.safetensors"
+        extract = ["extract", "--weights", str(weights), "--data", f"npz:{data}", "--pool",
+                   "paper", "--out", str(features), "--workers", "0", "--no-progress"]  # fmt: skip
+        assert main(extract) == 0
+        with safe_open(str(features), framework="pt") as f:
+            outputs.append(((out / "photo.png").read_bytes(), f.get_tensor("conv5"),
+                            f.metadata()["crop"]))  # fmt: skip
+    (picture, conv5, crop), (picture_alone, conv5_alone, crop_alone) = outputs
+    assert picture == picture_alone and crop == crop_alone == "48"
+    assert torch.equal(conv5, conv5_alone)
+    assert main(["info", str(alone)]) == 0
+    assert "geometry: {'preset': 'small', 'resize': 56, 'crop': 48}" in capsys.readouterr().out
+    # a file of this version without a recorded geometry: the run's config.yaml, said so
+    with safe_open(str(alone), framework="pt") as f:  # as this version wrote it before
+        metadata = {k: v for k, v in f.metadata().items() if k != "provenance"}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(run / "old.safetensors"), metadata={**metadata, "provenance": "{}"})
+    with caplog.at_level(logging.INFO, logger="splitbrain.weights"):
+        assert sb.load(run / "old.safetensors").geometry() == (56, 48)
+        shutil.copy(run / "old.safetensors", alone)
+        assert sb.load(alone).geometry() == (36, 32)  # alone: the preset's
+    assert (
+        f"old.safetensors records no geometry: the run's, from {run / 'config.yaml'}" in caplog.text
+    )
+    assert "alone.safetensors records no geometry: its preset's" in caplog.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..colorize import DECODINGS
-from .common import add_precision_argument, geometry, positive, precision
+from .common import add_precision_argument, examples, geometry, int_range, positive, precision
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "lightness at its full size, with the predicted colour upsampled to it. Colour inputs "
         "are colorized from their lightness alone. Unreadable or too small files are skipped, "
         "named and counted.",
+    )
+    p.epilog = examples(
+        "splitbrain colorize --weights runs/demo/weights.safetensors old_photos/ --out coloured/",
+        "splitbrain colorize --weights W.safetensors 'album/*.jpg' --out c/ --format jpeg",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--weights", required=True, help="a weights file with an L->ab cl half")
@@ -50,11 +54,13 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         action="store_true",
         help="write grey | colorized | original (when the input had colour) side by side",
     )
-    p.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
+    p.add_argument(
+        "--format", choices=["png", "jpg"], default="png", type=_image_format,
+        help="output format, png or jpg (jpeg)",
+    )  # fmt: skip
     p.add_argument(
         "--quality",
-        type=int,
-        choices=range(1, 96),
+        type=int_range(1, 95),
         default=90,
         metavar="1-95",
         help="JPEG quality (default 90)",
@@ -66,6 +72,12 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     return [p]
 
 
+def _image_format(text: str) -> str:
+    """png or jpg, in any case; jpeg is jpg."""
+    text = text.lower()
+    return "jpg" if text == "jpeg" else text
+
+
 def run(args: argparse.Namespace) -> int:
     from ..colorize import require_colorizer
     from ..device import device_for
@@ -74,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.weights).to(device_for(args.device))
     require_colorizer(model)
-    side = args.side or geometry(args.weights, model.config.preset, None, None)[0]
+    side = args.side or geometry(model, None, None)[0]
     settings = ColorizeSettings(
         side=side,
         temperature=args.temperature,

@@ -5,21 +5,62 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from pathlib import Path
-
-import yaml
 
 from ..device import PRECISIONS, device_for, resolve_precision
-from ..models import input_geometry
+from ..models import SplitBrain
 
 log = logging.getLogger("splitbrain.cli")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help states its default (appended unless the text names one, or the
+    option is a flag, required or positional); an epilog of examples keeps its lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        quiet = default is None or default is False or default == argparse.SUPPRESS
+        quiet = quiet or action.required
+        if "default" in text or quiet or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """Misuse prints one line and exits with status 2."""
+    """Misuse prints one line and exits with status 2; help states defaults and examples."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def examples(*commands: str) -> str:
+    """An epilog of example command lines."""
+    return "examples:\n" + "".join(f"  {command}\n" for command in commands)
+
+
+def int_range(low: int, high: int):
+    """An argparse type for whole numbers from ``low`` to ``high``, said as a range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number {low}-{high}, got {text}")
+        return value
+
+    parse.__name__ = f"{low}-{high}"
+    return parse
 
 
 class UsageError(Exception):
@@ -52,17 +93,10 @@ def intrinsics(text: str) -> tuple[float, float, float, float]:
     return values
 
 
-def geometry(weights: str, preset: str, crop: int | None, resize: int | None) -> tuple[int, int]:
-    """(resize, crop) for a model's images: the flags, else the pre-training run's config.yaml
-    beside the weights (when the model keeps the run's preset: a rebuild at ``transfer`` takes
-    the transfer geometry), else the preset's; a crop larger than the resize is a UsageError."""
-    saved = Path(weights).parent / "config.yaml"
-    config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    if config.get("preset") != preset:
-        config = {}
-    resize, crop = input_geometry(
-        preset, crop or config.get("crop"), resize or config.get("resize")
-    )
+def geometry(model: SplitBrain, crop: int | None, resize: int | None) -> tuple[int, int]:
+    """(resize, crop) for a model's images (``SplitBrain.geometry``: the flags, else the
+    geometry its weights file records); a crop larger than the resize is a UsageError."""
+    resize, crop = model.geometry(crop, resize)
     if not 1 <= crop <= resize:
         raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
     return resize, crop

@@ -78,7 +78,10 @@ def add_eval_arguments(
         help="shorter side before cropping (default: pre-training's, 36 for small)",
     )
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
-    p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument(
+        "--accelerator", default="auto", choices=["auto", "cpu", "gpu"],
+        help="where to run (auto: a GPU when there is one)",
+    )  # fmt: skip
     p.add_argument(
         "--max-bad-fraction",
         type=float,
@@ -92,9 +95,12 @@ def add_eval_arguments(
     )
     p.add_argument(
         "--max-items", type=positive(int), metavar="N",
-        help="a quick trial: N items of each split, evenly spread (every class keeps some)",
+        help="a quick trial: N items of each split, evenly spread (every class keeps some; "
+        "default: all of them)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the fit, the crops and the baselines"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -150,26 +156,26 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
     layers = parse_layers(args.layers) if hasattr(args, "layers") else None
     args.data_kind = check_weights(args.weights)
     args.weights = match_baseline_widths(args.weights)
+    if args.preset is None and not (args.crop or args.resize):
+        args.resize, args.crop = baseline_geometry(args.weights)
     args.out = str(report_folder(Path(args.out), args.command, args.overwrite))
     return layers
 
 
 def check_weights(specs: list[str]) -> str:
     """Every --weights opens (files: their header; baselines: their spec) and names a row of
-    its own, and all read the same kind of data; UsageError otherwise, before any data is read
-    or model evaluated. Returns that kind (``ChannelSpace.data``: images, channels, rgbd)."""
+    its own, and all read the same kind of data, before any data is read or model evaluated:
+    WeightsFileError for a file that is not one, UsageError for the rest. Returns that kind
+    (``ChannelSpace.data``: images, channels, rgbd)."""
     from ..evaluate.baselines import parse_baseline, split_name
-    from ..weights import WeightsFileError, read_config
+    from ..weights import read_config
 
     seen: dict[str, str] = {}
     kinds: dict[str, str] = {}
     for spec in specs:
         name, model = split_name(spec)
         if parse_baseline(model) is None:
-            try:  # the header alone: the file's kind, or why it is not a weights file
-                config = read_config(model)
-            except WeightsFileError as error:
-                raise UsageError(f"--weights {error}") from None
+            config = read_config(model)  # the header alone; a bad file is bad input (exit 1)
             kinds.setdefault(config.split.space.data, spec)
         else:
             kinds.setdefault("images", spec)  # baselines are RGB split-brain networks
@@ -183,6 +189,26 @@ def check_weights(specs: list[str]) -> str:
         listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
         raise UsageError(f"--weights: {listing}; evaluate them in separate commands")
     return next(iter(kinds))
+
+
+def baseline_geometry(specs: list[str]) -> tuple[int | None, int | None]:
+    """(resize, crop) that baselines share with the weights files they are compared with:
+    the files' recorded geometry when they all have one and the baselines their preset;
+    (None, None) otherwise (every model its own)."""
+    from ..evaluate.baselines import parse_baseline, split_name
+    from ..weights import read_geometry
+
+    models = [model for _, model in map(split_name, specs)]
+    baselines = [b for b in map(parse_baseline, models) if b is not None]
+    files = [read_geometry(model) for model in models if parse_baseline(model) is None]
+    shared = {(g["preset"], g["resize"], g["crop"]) for g in files}
+    if not baselines or len(shared) != 1:
+        return None, None
+    preset, resize, crop = shared.pop()
+    if any(b[1] != preset for b in baselines):
+        return None, None
+    log.info("every model at the weights files' geometry: resize %d, crop %d", resize, crop)
+    return resize, crop
 
 
 def match_baseline_widths(specs: list[str]) -> list[str]:

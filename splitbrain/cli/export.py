@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, positive
+from .common import UsageError, examples, positive
 from .evaluation import add_preset_argument, parse_layers
 
 
@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "ab on the network's grid, or the colorized RGB at the input's size. Needs the "
         "onnxscript package; run the result with onnxruntime.",
     )
+    p.epilog = examples(
+        "splitbrain export --weights W.safetensors --onnx features.onnx --layers conv5,fc7",
+        "splitbrain export --weights W.safetensors --onnx colour.onnx --what colorizer",
+    )
     p.add_argument("--weights", required=True, help="a weights file")
     add_preset_argument(p)
     p.add_argument(
@@ -27,11 +31,17 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "it, NAME-2.onnx, unless --overwrite)",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing --onnx file")
-    p.add_argument("--what", choices=["features", "colorizer"], default="features")
+    p.add_argument(
+        "--what", choices=["features", "colorizer"], default="features",
+        help="the graph: the chosen layers' features, or the colorizer",
+    )  # fmt: skip
     p.add_argument("--layers", default="conv5", help="features: comma-separated layers")
     p.add_argument("--takes", choices=["rgb", "L"], default="rgb", help="colorizer input")
     p.add_argument("--gives", choices=["rgb", "ab"], default="rgb", help="colorizer output")
-    p.add_argument("--temperature", type=positive(float), default=0.38)
+    p.add_argument(
+        "--temperature", type=positive(float), default=0.38,
+        help="colorizer: the annealed mean's temperature",
+    )  # fmt: skip
     return [p]
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..extract import POOLS
-from .common import UsageError, add_precision_argument, geometry, positive, precision
+from .common import UsageError, add_precision_argument, examples, geometry, positive, precision
 from .evaluation import add_preset_argument, parse_layers
 
 
@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "'index' (N,) the item's index in the data), streamed to disk batch by batch, and a "
         "CSV beside it of row, index, label and name (the file, for folders). Unreadable "
         "images are skipped, named and counted.",
+    )
+    p.epilog = examples(
+        "splitbrain extract --weights W.safetensors --data skimage: --out features.safetensors",
+        "splitbrain extract --weights W.safetensors --data folder:~/photos --out f.npz",
     )
     p.add_argument("--weights", required=True, help="a weights file")
     add_preset_argument(p)
@@ -50,11 +54,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--crop", type=positive(int), help="image side (default: pre-training's)")
-    p.add_argument("--resize", type=positive(int), help="shorter side before the crop")
-    p.add_argument("--batch-size", type=positive(int), default=128)
+    p.add_argument(
+        "--resize", type=positive(int),
+        help="shorter side before the crop (default: pre-training's)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=positive(int), default=128, help="images per batch")
     p.add_argument(
         "--max-items", type=positive(int), metavar="N",
-        help="a quick trial: N items of the data, evenly spread",
+        help="a quick trial: N items of the data, evenly spread (default: all of them)",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     space = model.split.space
     source = open_data(args.data, space.data, args.data_split, max_items=args.max_items)
     print(f"data: {source.describe()}")
-    resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
+    resize, crop = geometry(model, args.crop, args.resize)
 
     def holds(path: Path) -> bool:
         return path.exists() or path.with_suffix(".csv").exists()

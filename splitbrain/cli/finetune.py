@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..models import SplitBrain
-from .common import UsageError, precision
+from .common import UsageError, examples, precision
 from .evaluation import (
     ALL_LAYERS,
     add_eval_arguments,
@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "matrices it is multi-label and scored by mean average precision (PASCAL VOC). Writes "
         "finetune.json, finetune.md and finetune.png in --out.",
     )
+    p.epilog = examples(
+        "splitbrain finetune --weights runs/demo/weights.safetensors --data skimage:",
+        "splitbrain finetune --weights W.safetensors --data cifar10:~/data --freeze-through pool5",
+    )
     add_eval_arguments(p, None, "runs/finetune", 128)
     p.add_argument(
         "--head-layer",
@@ -47,9 +51,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "--targets",
         metavar="NPY",
         help="multi-label: (training images, classes) .npy matrix of 1 (present), "
-        "0 (absent), -1 (ignored), rows in the order of --data's train split",
+        "0 (absent), -1 (ignored), rows in the order of --data's train split (default: "
+        "single-label, the data's own labels)",
     )
-    p.add_argument("--test-targets", metavar="NPY", help="the same for the test images")
+    p.add_argument(
+        "--test-targets",
+        metavar="NPY",
+        help="the same for the test images (needed with --targets; default: none)",
+    )
     return [p]
 
 
@@ -93,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
     def tune(name: str, model: SplitBrain):
         result = finetune(model, data, config, name, targets)
         print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
+        resize, crop = model.geometry(args.crop, args.resize)
+        geometry = {"preset": model.config.preset, "resize": resize, "crop": crop}
         provenance = {
-            "fine-tuned from": name, **data_settings(args), "epochs": config.epochs,
-            "head layer": result.head_layer, "trained": trained, "splitbrain": __version__,
+            "fine-tuned from": name, **data_settings(args), "geometry": geometry,
+            "epochs": config.epochs, "head layer": result.head_layer, "trained": trained,
+            "splitbrain": __version__,
         }  # fmt: skip
         path = Path(args.out) / (re.sub(r"[^\w.-]+", "_", name) + ".safetensors")
         print(f"fine-tuned weights: {save(result.model, path, provenance)}")

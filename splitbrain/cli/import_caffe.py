@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, examples
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -17,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "recording the caffemodel's SHA-256. Evaluate it like any weights file, e.g. "
         "splitbrain probe --weights W. The released files hold no prediction heads: the model "
         "gives features, not colours. See docs/INTEROP.md.",
+    )
+    p.epilog = examples(
+        "splitbrain import-caffe splitbrain.caffemodel --prototxt deploy_lab.prototxt \\",
+        "    --out W.safetensors",
     )
     p.add_argument("caffemodel", help="the .caffemodel file")
     p.add_argument("--prototxt", required=True, help="its deploy .prototxt")
@@ -31,13 +36,18 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference.caffe_import import import_caffe
-    from ..models import count_parameters
+    from ..models import count_parameters, input_geometry
     from ..weights import save
 
     if not args.out.endswith(".safetensors"):
         raise UsageError(f"--out {args.out}: the file name must end in .safetensors")
+    for path in (args.caffemodel, args.prototxt):  # in the order the command line names them
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
     model, source = import_caffe(args.caffemodel, args.prototxt, args.full_width)
-    path = save(model, args.out, {"source": source})
+    resize, crop = input_geometry("caffe")  # the released network's 227 px crops
+    geometry = {"preset": "caffe", "resize": resize, "crop": crop}
+    path = save(model, args.out, {"source": source, "geometry": geometry})
     print(
         f"{path}: variant {model.config.variant}, preset caffe, "
         f"{count_parameters(model):,} parameters, from {source}"

@@ -6,10 +6,14 @@ import argparse
 
 from ..models import count_parameters
 from ..weights import load, read_provenance
+from .common import examples
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     parser = sub.add_parser("info", help="describe a weights file")
+    parser.epilog = examples(
+        "splitbrain info runs/demo/weights.safetensors",
+    )
     parser.add_argument("weights", help="a .safetensors file written by splitbrain")
     return [parser]
 

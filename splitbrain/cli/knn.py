@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import SplitBrain
-from .common import UsageError, positive, precision
+from .common import UsageError, examples, positive, precision
 from .evaluation import (
     add_eval_arguments,
     check_common,
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "similarity of spatially averaged layer activations, votes weighted by "
         "exp(similarity / T), Wu et al. 2018 / DINO). No training: one pass of each network "
         "over the data. Writes knn.json, knn.md and knn.png in --out.",
+    )
+    p.epilog = examples(
+        "splitbrain knn --weights runs/demo/weights.safetensors gaussian:small --data skimage:",
+        "splitbrain knn --weights a=runs/a/weights.safetensors b=W.safetensors --data folder:~/x",
     )
     add_eval_arguments(p, "conv5", "runs/knn", 256)
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, positive
+from .common import UsageError, examples, int_range, positive
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "order as any source, several times fewer CPU cycles per image when the originals are "
         "larger than --side (docs/PERFORMANCE.md). Bad files are skipped and counted.",
     )
+    p.epilog = examples(
+        "splitbrain prepare folder:~/imagenet ~/imagenet-shards --splits train val",
+        "splitbrain pretrain --data shards:~/imagenet-shards --preset paper --devices 4",
+    )
     p.add_argument("data", help="FORMAT:PATH of RGB images (folder:, cifar10:, stl10:, ...)")
     p.add_argument("out", help="the folder to write (one subfolder per split)")
     p.add_argument("--splits", nargs="+", default=["train"], metavar="SPLIT", help="default: train")
@@ -26,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         help="shorter side of the stored images, px; at least the --resize you train with "
         "(default 256, the paper's)",
     )  # fmt: skip
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
+    p.add_argument(
+        "--quality", type=int_range(1, 100), default=95, metavar="1-100",
+        help="JPEG quality (default 95)",
+    )  # fmt: skip
     p.add_argument("--shard-images", type=positive(int), default=4096, help="images per shard")
     p.add_argument("--workers", type=positive(int), help="encoding processes (default: all cores)")
     p.add_argument("--download", action="store_true", help="fetch cifar10/cifar100/stl10 first")

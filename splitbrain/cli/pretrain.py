@@ -12,7 +12,7 @@ from ..models import PRESETS
 from ..splits import BUILTIN as SPLITS
 from ..splits import get_split
 from ..variants import VARIANTS
-from .common import UsageError, intrinsics, positive
+from .common import UsageError, examples, intrinsics, positive
 
 log = logging.getLogger("splitbrain.cli")
 
@@ -38,12 +38,17 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "runs the offline demo: the photographs bundled with scikit-image, cut into random "
         f"crops ({DEMO['steps']} steps of {DEMO['batch_size']} at {DEMO['crop']} px, preset "
         f"small, width {DEMO['width']}). Re-running the same command on the same --out resumes it.",
+        epilog=examples(
+            "splitbrain pretrain --out runs/demo",
+            "splitbrain pretrain --data folder:~/photos --preset paper --epochs 30 "
+            "--out runs/photos",
+        ),
     )
     p.add_argument(
         "--data",
         help="FORMAT:PATH: folder:, cifar10:, cifar100:, stl10:, npz:, "
         "skimage:[N], shards: (from `splitbrain prepare`; FORMAT may be left out where the path "
-        "tells it)",
+        "tells it); default: the offline demo on the photographs inside scikit-image",
     )
     p.add_argument(
         "--variant",
@@ -78,12 +83,15 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--init-from", metavar="W",
         help="start from a weights file (the towers must match this run's; prediction heads "
-        "that differ keep their initialisation, and the log names them)",
+        "that differ keep their initialisation, and the log names them; default: --init)",
     )  # fmt: skip
     p.add_argument("--out", default="runs/splitbrain", help="run directory")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=positive(float), help="passes over the data")
-    length.add_argument("--steps", type=positive(int), help="optimiser steps")
+    length.add_argument(
+        "--epochs", type=positive(float),
+        help=f"passes over the data (default 1; the demo: {DEMO['steps']} steps)",
+    )  # fmt: skip
+    length.add_argument("--steps", type=positive(int), help="optimiser steps (default: --epochs)")
     p.add_argument(
         "--batch-size",
         type=positive(int),
@@ -94,14 +102,21 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         type=positive(float),
         help="base learning rate (default 3e-5 for paper/transfer, 1e-3 for small)",
     )
-    p.add_argument("--weight-decay", type=float, default=1e-3)
-    p.add_argument("--crop", type=positive(int), help="training crop side (preset's input)")
-    p.add_argument("--resize", type=positive(int), help="shorter side before cropping")
+    p.add_argument("--weight-decay", type=float, default=1e-3, help="Adam's weight decay")
+    p.add_argument(
+        "--crop", type=positive(int),
+        help=f"training crop side (default: the preset's input, 180 for paper, 32 for small; "
+        f"the demo: {DEMO['crop']})",
+    )  # fmt: skip
+    p.add_argument(
+        "--resize", type=positive(int),
+        help="shorter side before cropping (default: the preset's, 256 for paper, 36 for small)",
+    )  # fmt: skip
     p.add_argument(
         "--resize-max",
         type=positive(int),
         help="scale jittering: each image's shorter side drawn from --resize..this (curbs "
-        "memorising a few thousand photographs; docs/DESIGN.md)",
+        "memorising a few thousand photographs; docs/DESIGN.md; default: no jittering)",
     )
     p.add_argument(
         "--soft-targets",
@@ -146,11 +161,13 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )
     p.add_argument(
         "--intrinsics", type=intrinsics, metavar="FX,FY,CX,CY",
-        help="--split rgbd: the camera in pixels (0-based centres), over what the files say",
+        help="--split rgbd: the camera in pixels (0-based centres), over what the files say "
+        "(default: the files', else a Kinect-like camera)",
     )  # fmt: skip
     p.add_argument(
         "--max-items", type=positive(int), metavar="N",
-        help="a quick trial on N items of the data, evenly spread (part of the recipe)",
+        help="a quick trial on N items of the data, evenly spread (part of the recipe; "
+        "default: all of them)",
     )  # fmt: skip
     p.add_argument(
         "--download",
@@ -166,20 +183,22 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "--probe-every",
         type=positive(int),
         metavar="N",
-        help="kNN probe (conv5, k=20) every N steps and at the end, to TensorBoard",
+        help="kNN probe (conv5, k=20) every N steps and at the end, to TensorBoard (default: none)",
     )
     p.add_argument(
         "--probe-data",
         metavar="SPEC",
         help="labelled data of the kNN probe: its train split are the neighbours, "
-        "its test split the queries",
+        "its test split the queries (needed by --probe-every; default: none)",
     )
     p.add_argument(
         "--requeue", action="store_true",
         help="under SLURM: when a stop signal interrupts the run, requeue the job "
         "(scontrol requeue) after writing the checkpoint; it resumes when it starts again",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="the sample stream's and initialisation's seed"
+    )
     p.add_argument(
         "--no-progress", action="store_true",
         help="no progress display (a bar on a terminal, a plain line every 30 s in a file)",
@@ -276,5 +295,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.resume and not checkpoints(Path(config.out) / "checkpoints"):
         raise UsageError(f"--resume: no checkpoint in {config.out}/checkpoints to resume from")
-    pretrain(config)
+    weights = pretrain(config)
+    if args.data is None:  # the demo: what to try next
+        log.info(
+            "next: colour photographs of your own with these weights, and see what their "
+            "features tell apart against random weights of the same width:\n"
+            "  splitbrain colorize --weights %s PHOTOS --out coloured/\n"
+            "  splitbrain knn --weights %s gaussian:small --data skimage:",
+            weights, weights,
+        )  # fmt: skip
     return 0

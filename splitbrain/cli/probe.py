@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import SplitBrain
-from .common import positive, precision
+from .common import examples, positive, precision
 from .evaluation import (
     add_eval_arguments,
     add_sgd_arguments,
@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "decay) and report top-1 per layer on the test split: a table, probe.json, probe.md "
         "and probe.png in --out. With --cache-features the trunk runs once over un-augmented "
         "images and the heads train on cached features (much faster on a CPU).",
+    )
+    p.epilog = examples(
+        "splitbrain probe --weights runs/demo/weights.safetensors gaussian:small --data skimage:",
+        "splitbrain probe --weights W.safetensors --data cifar10:~/data --layers all",
     )
     add_eval_arguments(p, "conv1,conv2,conv3,conv4,conv5", "runs/probe", 256)
     add_sgd_arguments(p, epochs=30)

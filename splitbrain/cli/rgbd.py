@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, geometry, intrinsics
+from .common import UsageError, examples, geometry, intrinsics
 
 HOLDOUT_HELP = (
     "which frames to hold out: a fraction F (the last round(F*n) frames of each source), "
@@ -37,7 +37,7 @@ def _common(p: argparse.ArgumentParser, frames: bool = False) -> None:
     p.add_argument(
         "--intrinsics", nargs="+", type=intrinsics, metavar="FX,FY,CX,CY",
         help="the camera in pixels (0-based centres), over what the files say: one for every "
-        "source, or one per --data source",
+        "source, or one per --data source (default: the files', else a Kinect-like camera)",
     )  # fmt: skip
 
 
@@ -49,8 +49,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "the held-out ones to TEST, as npz: RGB-D files (z-depth, names, known intrinsics). "
         "Pre-train on npz:TRAIN; evaluate with rgbd-eval and the same --data and --holdout.",
     )
+    split.epilog = examples(
+        "splitbrain rgbd-split --data nyu:~/nyu.mat --out train.npz test.npz",
+    )
     _common(split)
-    split.add_argument("--out", nargs=2, required=True, metavar=("TRAIN", "TEST"))
+    split.add_argument(
+        "--out", nargs=2, required=True, metavar=("TRAIN", "TEST"),
+        help="the two npz files to write: the training frames and the held-out ones",
+    )  # fmt: skip
 
     evaluate = sub.add_parser(
         "rgbd-eval",
@@ -58,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         description="Measure RGB->HHA (HHA and depth error), HHA->ab (top-1 over 313 bins) and "
         "HHA->L (RMSE) on the held-out centre crops, next to constant baselines from the "
         "training frames; write pretext.json, pretext.md and one PNG per held-out frame.",
+    )
+    evaluate.epilog = examples(
+        "splitbrain rgbd-eval --weights W.safetensors --data nyu:~/nyu.mat --out runs/pretext",
     )
     evaluate.add_argument("--weights", required=True, help="weights of an rgbd-split model")
     _common(evaluate, frames=True)
@@ -70,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "weights, else the preset's)",
     )
     evaluate.add_argument("--crop", type=int, help="crop side (default as --resize)")
-    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--batch-size", type=int, default=16, help="frames per batch")
     evaluate.add_argument("--no-pictures", action="store_true", help="skip the PNGs")
     return [split, evaluate]
 
@@ -137,7 +146,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"--weights {args.weights}: a {model.split.name} model; rgbd-eval needs one "
             "pre-trained with --split rgbd"
         )
-    resize, crop = geometry(args.weights, model.config.preset, args.crop, args.resize)
+    resize, crop = geometry(model, args.crop, args.resize)
     train, test = _eval_frames(args)
     print(f"frames: {len(train)} for the baselines, {len(test)} held out")
     out = Path(args.out)

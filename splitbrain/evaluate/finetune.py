@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..data import EvalTransform, TrainTransform
 from ..device import device_for, resolve_precision
 from ..extract import activation_shapes, model_input
-from ..models import PRESET_INPUT, SplitBrain, input_geometry
+from ..models import PRESET_INPUT, SplitBrain
 from .data import LabelledData, loader
 from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .metrics import mean_average_precision, topk_correct
@@ -188,7 +188,7 @@ def finetune(
     head_layer = config.head_layer or default_head_layer(model)
     outputs = targets[0].shape[1] if multilabel else data.num_classes
     net = FinetuneNet(model, outputs, head_layer, config.freeze_through)
-    resize, crop = input_geometry(model.config.preset, config.crop, config.resize)
+    resize, crop = model.geometry(config.crop, config.resize)
     train = data.dataset("train", TrainTransform(resize, crop))
     test = data.dataset("test", EvalTransform(resize, crop))
     if multilabel:

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..data import EvalTransform
 from ..device import autocast, device_for, resolve_precision
 from ..extract import model_input
-from ..models import SplitBrain, input_geometry
+from ..models import SplitBrain
 from .data import LabelledData, loader
 from .features import check_layers, pool_activation
 from .metrics import topk_correct
@@ -133,7 +133,7 @@ def knn_evaluate(
     device = device_for(accelerator, "--accelerator")
     precision, _ = resolve_precision(precision, device)
     model.eval().to(device, memory_format=torch.channels_last)
-    resize, crop = input_geometry(model.config.preset, crop, resize)
+    resize, crop = model.geometry(crop, resize)
     transform = EvalTransform(resize, crop)
     features = {}
     for split in ("train", "test"):

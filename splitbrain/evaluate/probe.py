@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ..data import EvalTransform, TrainTransform
 from ..device import device_for, native_bf16, resolve_precision
 from ..extract import TARGET_DIMS, probe_grids
-from ..models import SplitBrain, input_geometry
+from ..models import SplitBrain
 from ..progress import track
 from .data import LabelledData, loader
 from .features import DEFAULT_LAYERS, FrozenTrunk, check_layers, describe_grids
@@ -406,7 +406,7 @@ def linear_probe(
     config = config or ProbeConfig()
     L.seed_everything(config.seed, verbose=False)
     layers = check_layers(model, list(config.layers) if config.layers else None, name)
-    resize, crop = input_geometry(model.config.preset, config.crop, config.resize)
+    resize, crop = model.geometry(config.crop, config.resize)
     grids = probe_grids(model, crop, layers, config.target_dims)
     log.info("%s: probe grids at %d px: %s", name, crop, describe_grids(grids))
     precision, _ = resolve_precision(

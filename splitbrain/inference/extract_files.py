@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_write
 from ..data import EvalTransform, ImageDataset, ImageSource
 from ..extract import extract_batches
-from ..models import SplitBrain, input_geometry
+from ..models import SplitBrain
 from ..progress import track
 
 SUFFIXES = (".safetensors", ".npz")
@@ -135,7 +135,7 @@ def extract_to_file(
     """Pooled features of every usable item of ``source`` (centre crops at the model's
     geometry unless ``crop``/``resize`` say otherwise) into ``out``, with the CSV beside it."""
     start = time.perf_counter()
-    resize, crop = input_geometry(model.config.preset, crop, resize)
+    resize, crop = model.geometry(crop, resize)
     space = model.split.space
     transform = EvalTransform(resize, crop)
     if space.data == "rgbd":  # HHA once per frame, then centre crops

@@ -13,7 +13,7 @@ from ..data import EvalTransform, ImageDataset, ImageSource, open_source
 from ..evaluate.data import LabelledData, loader, require_labels
 from ..evaluate.features import check_layers
 from ..evaluate.knn import TEMPERATURE, knn_accuracy, pooled_features
-from ..models import SplitBrain, input_geometry
+from ..models import SplitBrain
 
 log = logging.getLogger("splitbrain.train")
 
@@ -98,7 +98,7 @@ class KNNProbeCallback(L.Callback):
             return None
         self.last_step = step
         model: SplitBrain = getattr(pl_module, "model", pl_module)
-        resize, crop = input_geometry(model.config.preset, *self.geometry)
+        resize, crop = model.geometry(*self.geometry)
         transform = EvalTransform(resize, crop)
         device = pl_module.device
         was_training = model.training

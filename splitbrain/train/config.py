@@ -133,8 +133,12 @@ class TrainConfig:
         from .. import __version__
 
         subset = {"subset": f"{self.max_items:,} items, evenly spread"} if self.max_items else {}
+        geometry = {"preset": self.preset, "resize": self.resize, "crop": self.crop}
+        if self.resize_max:
+            geometry["resize_max"] = self.resize_max
         return {
-            "data": self.data, **subset, "steps": total_steps, "batch size": self.batch_size,
+            "data": self.data, **subset, "geometry": geometry, "steps": total_steps,
+            "batch size": self.batch_size,
             "precision": self.precision, "initialisation": self.init_from or self.init,
             "seed": self.seed, "splitbrain": __version__,
         }  # fmt: skip
