@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--side",
         type=positive(int),
-        help="shorter side the network sees (default: the pre-training resize, from the "
-        "config.yaml beside the weights, else the preset's: 256 for paper)",
+        help="shorter side the network sees (default: the pre-training resize the weights "
+        "file records, else the preset's: 256 for paper)",
     )
     p.add_argument(
         "--temperature",

@@ -70,12 +70,14 @@ def add_eval_arguments(
         help=f"images per batch (default {batch})",
     )
     p.add_argument(
-        "--crop", type=positive(int), help="image side (default: the preset's input, 32 for small)"
+        "--crop",
+        type=positive(int),
+        help="image side (default: the crop the weights files record, else the preset's input)",
     )
     p.add_argument(
         "--resize",
         type=positive(int),
-        help="shorter side before cropping (default: pre-training's, 36 for small)",
+        help="shorter side before cropping (default: the resize the weights files record)",
     )
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument(

@@ -75,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     evaluate.add_argument(
         "--resize",
         type=int,
-        help="shorter side before the centre crop (default: the run's config.yaml beside the "
-        "weights, else the preset's)",
+        help="shorter side before the centre crop (default: the pre-training resize the "
+        "weights file records, else the preset's)",
     )
     evaluate.add_argument("--crop", type=int, help="crop side (default as --resize)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="frames per batch")
