@@ -473,3 +473,40 @@ def test_colorize_never_reads_its_own_outputs_nor_replaces_them(weights, tmp_pat
     assert main([*argv, "--overwrite", "--side", "48"]) == 0
     assert f"output: {out} " in capsys.readouterr().out
     assert (out / "0.png").read_bytes() != first  # replaced, as asked
+
+
+def test_colorize_streams_within_a_pixel_budget_and_an_interrupt_keeps_what_was_written(
+    weights, tmp_path, monkeypatch, caplog
+):
+    import importlib
+    import logging
+
+    from splitbrain.inference import ColorizeSettings, colorize_files
+
+    module = importlib.import_module("splitbrain.inference.colorize_files")
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, picture in enumerate(photos(5, 64)):
+        Image.fromarray(picture).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    original, batches = module.colorize_rgb, []
+
+    def recording(model, rgb, *args):
+        batches.append((len(rgb), len(list(out.glob("*.png")))))  # images, files written before
+        if len(batches) == 3 and interrupt:
+            raise KeyboardInterrupt
+        return original(model, rgb, *args)
+
+    monkeypatch.setattr(module, "colorize_rgb", recording)
+    interrupt = False
+    budget = 2 * 64 * 64 / 1e6  # two 64x64 photos per batch
+    settings = ColorizeSettings(batch_megapixels=budget, progress=False)
+    assert len(colorize_files(sb.load(weights), [str(folder)], out, settings).written) == 5
+    assert batches == [(2, 0), (2, 2), (1, 4)]  # each batch written before the next one runs
+    batches.clear()
+    interrupt = True
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        colorize_files(sb.load(weights), [str(folder)], tmp_path / "cut", settings)
+    assert len(list((tmp_path / "cut").glob("*.png"))) == 4  # the two batches before it
+    assert f"interrupted: 4 of 5 images colorized into {tmp_path / 'cut'}, kept" in caplog.text

@@ -65,7 +65,15 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         metavar="1-95",
         help="JPEG quality (default 90)",
     )
-    p.add_argument("--batch-size", type=positive(int), default=8, help="images per batch")
+    p.add_argument(
+        "--batch-size", type=positive(int), default=8,
+        help="images of one size per batch, at most",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-megapixels", type=positive(float), default=4.0, metavar="MP",
+        help="pixels per batch, at most, in megapixels: memory is bounded by it, and a larger "
+        "photo goes alone; each photo is written as soon as its batch is done",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
     add_precision_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         decode=args.decode,
         batch_size=args.batch_size,
+        batch_megapixels=args.batch_megapixels,
         side_by_side=args.side_by_side,
         format=args.format,
         quality=args.quality,

@@ -3,8 +3,11 @@ a mirror of their names in the output folder out (``splitbrain colorize``).
 
 Every input is decoded as pre-training decodes it (Pillow, EXIF orientation applied, odd modes
 converted); one that cannot be read, is too small, or cannot be written is skipped with one
-line naming it and counted, and the others are still colorized. Images of the same size are
-colorized in batches.
+line naming it and counted, and the others are still colorized. Consecutive images of the same
+size are colorized in batches of at most ``batch_size`` images and ``batch_megapixels`` pixels,
+so memory is bounded by a pixel budget however large the photographs: a 12-megapixel photo
+goes alone, and each is written as soon as its batch is done. An interrupt keeps what was
+written and says how much.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class ColorizeSettings:
     side: int | None = None  # shorter side the network sees; None: the preset's training resize
     temperature: float = 0.38
     decode: str = "annealed"
-    batch_size: int = 8
+    batch_size: int = 8  # images of one size per batch at most ...
+    batch_megapixels: float = 4.0  # ... and pixels per batch at most (one image always fits)
     side_by_side: bool = False  # grey | colorized | original (when the input had colour)
     format: str = "png"
     quality: int = 90  # JPEG only
@@ -84,14 +88,27 @@ def _panels(original: np.ndarray, colorized: np.ndarray) -> np.ndarray:
 class _Run:
     """One colorization run: decoding, batching by size, writing, counting."""
 
-    def __init__(self, model: SplitBrain, settings: ColorizeSettings, targets: dict) -> None:
+    def __init__(self, model: SplitBrain, settings: ColorizeSettings, targets: dict, bar) -> None:
         self.model, self.settings, self.targets = model, settings, targets
+        self.bar = bar  # counts finished inputs: written or skipped
         self.outcome = ColorizeOutcome()
         self.pending: list[tuple[Input, np.ndarray]] = []
 
     def skip(self, item: Input, reason: str, detail: str = "") -> None:
         log.warning("skipping %s: %s%s", item.path, reason, f" ({detail})" if detail else "")
         self.outcome.skipped[reason] += 1
+        self.bar.update()
+
+    def _fits(self, image: np.ndarray) -> bool:
+        """Whether ``image`` joins the pending batch within its count and pixel budget."""
+        if not self.pending:
+            return True
+        pixels = sum(pending.shape[0] * pending.shape[1] for _, pending in self.pending)
+        return (
+            self.pending[0][1].shape == image.shape
+            and len(self.pending) < self.settings.batch_size
+            and (pixels + image.shape[0] * image.shape[1]) / 1e6 <= self.settings.batch_megapixels
+        )
 
     def add(self, item: Input) -> None:
         try:
@@ -102,11 +119,9 @@ class _Run:
         if min(image.shape[:2]) < MIN_SIDE:
             self.skip(item, "too small", f"{image.shape[0]}x{image.shape[1]}, under {MIN_SIDE} px")
             return
-        if self.pending and self.pending[0][1].shape != image.shape:
+        if not self._fits(image):
             self.flush()
         self.pending.append((item, image))
-        if len(self.pending) == self.settings.batch_size:
-            self.flush()
 
     def flush(self) -> None:
         if not self.pending:
@@ -119,11 +134,12 @@ class _Run:
         for (item, original), picture in zip(self.pending, pictures, strict=True):
             if s.side_by_side:
                 picture = _panels(original, picture)
-            self.write(item, picture)
-            self.outcome.megapixels += original.shape[0] * original.shape[1] / 1e6
+            if self.write(item, picture):
+                self.outcome.megapixels += original.shape[0] * original.shape[1] / 1e6
+                self.bar.update()
         self.pending = []
 
-    def write(self, item: Input, picture: np.ndarray) -> None:
+    def write(self, item: Input, picture: np.ndarray) -> bool:
         kind, _ = FORMATS[self.settings.format]
         options = {"quality": self.settings.quality} if kind == "JPEG" else {}
         target = self.targets[item]
@@ -131,8 +147,9 @@ class _Run:
             atomic_write(target, lambda tmp: Image.fromarray(picture).save(tmp, kind, **options))
         except OSError as error:
             self.skip(item, "unwritable output", f"{target}: {error.strerror or error}")
-            return
+            return False
         self.outcome.written.append(target)
+        return True
 
 
 def colorize_files(
@@ -162,14 +179,21 @@ def colorize_files(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"{out}: cannot create the output folder ({error.strerror})") from None
-    run = _Run(model, settings, targets)
-    run.outcome.out = out
-    run.outcome.inputs = len(items)
-    for item in track(items, desc="colorizing", unit="img", enabled=settings.progress):
-        if item.problem:
-            run.skip(item, item.problem)
-        else:
-            run.add(item)
-    run.flush()
+    with track(total=len(items), desc="colorizing", unit="img", enabled=settings.progress) as bar:
+        run = _Run(model, settings, targets, bar)
+        run.outcome.out = out
+        run.outcome.inputs = len(items)
+        try:
+            for item in items:
+                if item.problem:
+                    run.skip(item, item.problem)
+                else:
+                    run.add(item)
+            run.flush()
+        except KeyboardInterrupt:
+            written = len(run.outcome.written)
+            log.warning("interrupted: %d of %d images colorized into %s, kept", written,
+                        len(items), out)  # fmt: skip
+            raise
     run.outcome.seconds = time.perf_counter() - start
     return run.outcome
