@@ -41,6 +41,14 @@ class Panel:
     rows: dict[str, str]  # role -> row name in that file
 
 
+#: The rows of a table that has both halves beside split-brain and random weights.
+WITH_HALVES = {
+    "random": "gaussian",
+    "splitbrain": "splitbrain",
+    "l2ab": "l2ab-cl",
+    "ab2l": "ab2l-cl",
+}
+
 PANELS = (
     Panel(
         "CIFAR-10, 32 px",
@@ -52,7 +60,7 @@ PANELS = (
         "CIFAR-10, 32 px (Table 2)",
         "{epochs} epochs",
         "paper_table_cifar10.json",
-        {"random": "gaussian", "splitbrain": "splitbrain", "l2ab": "l2ab-cl", "ab2l": "ab2l-cl"},
+        WITH_HALVES,
     ),
     Panel(
         "CIFAR-10, 32 px",
@@ -88,13 +96,13 @@ PANELS = (
         "Imagenette, 180 px",
         "{epochs} epochs",
         "paper_table_imagenette.json",
-        {"random": "gaussian", "splitbrain": "splitbrain", "l2ab": "l2ab-cl", "ab2l": "ab2l-cl"},
+        WITH_HALVES,
     ),
     Panel(
         "Imagenette, 180 px",
         "{epochs} epochs",
         "paper_table_imagenette_100epochs.json",
-        {"random": "gaussian", "splitbrain": "splitbrain", "l2ab": "l2ab-cl", "ab2l": "ab2l-cl"},
+        WITH_HALVES,
     ),
     Panel(
         "Imagenette, 180 px",

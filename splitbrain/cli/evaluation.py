@@ -157,9 +157,7 @@ def check_common(args: argparse.Namespace) -> list[str] | None:
         raise UsageError(f"--resize {args.resize} is smaller than --crop {args.crop}")
     layers = parse_layers(args.layers) if hasattr(args, "layers") else None
     args.data_kind = check_weights(args.weights)
-    args.weights = match_baseline_widths(args.weights)
-    if args.preset is None and not (args.crop or args.resize):
-        args.resize, args.crop = baseline_geometry(args.weights)
+    match_baselines(args)
     args.out = str(report_folder(Path(args.out), args.command, args.overwrite))
     return layers
 
@@ -193,42 +191,26 @@ def check_weights(specs: list[str]) -> str:
     return next(iter(kinds))
 
 
-def baseline_geometry(specs: list[str]) -> tuple[int | None, int | None]:
-    """(resize, crop) that baselines share with the weights files they are compared with:
-    the files' recorded geometry when they all have one and the baselines their preset;
-    (None, None) otherwise (every model its own)."""
-    from ..evaluate.baselines import parse_baseline, split_name
-    from ..weights import read_geometry
-
-    models = [model for _, model in map(split_name, specs)]
-    baselines = [b for b in map(parse_baseline, models) if b is not None]
-    files = [read_geometry(model) for model in models if parse_baseline(model) is None]
-    shared = {(g["preset"], g["resize"], g["crop"]) for g in files}
-    if not baselines or len(shared) != 1:
-        return None, None
-    preset, resize, crop = shared.pop()
-    if any(b[1] != preset for b in baselines):
-        return None, None
-    log.info("every model at the weights files' geometry: resize %d, crop %d", resize, crop)
-    return resize, crop
-
-
-def match_baseline_widths(specs: list[str]) -> list[str]:
-    """Baselines compared with weights files of one width are built at that width unless
-    they name their own (a 0.5-wide network against a 1.0-wide random one says little about
-    pre-training), said in one line each; with files of several widths, a warning."""
-    from ..evaluate.baselines import parse_baseline, split_name
+def match_baselines(args: argparse.Namespace) -> None:
+    """Baselines compared with weights files are built like them: at their width unless they
+    name their own (a 0.5-wide network against a 1.0-wide random one says little about
+    pre-training), said in one line each, or a warning when the files' widths differ; and,
+    without --preset, --crop and --resize, every model at the files' recorded geometry when
+    they share one and the baselines their preset."""
+    from ..evaluate.baselines import names_width, parse_baseline, split_name
     from ..variants import width_of
-    from ..weights import read_config
+    from ..weights import read_config, read_geometry
 
-    files = [model for _, model in map(split_name, specs) if parse_baseline(model) is None]
+    files = [model for _, model in map(split_name, args.weights) if parse_baseline(model) is None]
     widths = sorted({width_of(read_config(model)) for model in files})
-    matched = []
-    for spec in specs:
+    geometries = {(g["preset"], g["resize"], g["crop"]) for g in map(read_geometry, files)}
+    matched, presets = [], set()
+    for spec in args.weights:
         name, model = split_name(spec)
         baseline = parse_baseline(model)
-        named_width = len(model.split(":")) == (3 if model.startswith("gaussian:") else 4)
-        if baseline is None or named_width or not widths or widths == [baseline[2]]:
+        if baseline is not None:
+            presets.add(baseline[1])
+        if baseline is None or names_width(model) or not widths or widths == [baseline[2]]:
             matched.append(spec)
         elif len(widths) == 1:
             model_at = f"{model}:{widths[0]:g}"
@@ -240,7 +222,13 @@ def match_baseline_widths(specs: list[str]) -> list[str]:
                         "compare like with like", model, baseline[2],
                         ", ".join(f"{w:g}" for w in widths), model)  # fmt: skip
             matched.append(spec)
-    return matched
+    args.weights = matched
+    if args.preset or args.crop or args.resize or len(geometries) != 1 or not presets:
+        return
+    ((preset, resize, crop),) = geometries
+    if presets == {preset}:
+        log.info("every model at the weights files' geometry: resize %d, crop %d", resize, crop)
+        args.resize, args.crop = resize, crop
 
 
 def report_folder(out: Path, command: str, overwrite: bool) -> Path:

@@ -44,13 +44,26 @@ def split_name(spec: str) -> tuple[str, str]:
     return spec, spec
 
 
-def parse_baseline(spec: str) -> tuple[str, str, float] | None:
-    """(init, preset, width) of a baseline spec, None for a weights file; ValueError if it
-    looks like a baseline but is malformed."""
+def _baseline_parts(spec: str) -> list[str] | None:
+    """``init``, INIT, PRESET[, WIDTH] of a baseline spec (``gaussian:`` is ``init:gaussian:``),
+    None for a weights file."""
     parts = spec.split(":")
     if parts[0] == "gaussian":
         parts = ["init", *parts]
-    if parts[0] != "init" or len(parts) < 2:
+    return parts if parts[0] == "init" and len(parts) >= 2 else None
+
+
+def names_width(spec: str) -> bool:
+    """Whether a baseline spec gives its width (``gaussian:small:0.5``, not ``gaussian:small``)."""
+    parts = _baseline_parts(spec)
+    return parts is not None and len(parts) == 4
+
+
+def parse_baseline(spec: str) -> tuple[str, str, float] | None:
+    """(init, preset, width) of a baseline spec, None for a weights file; ValueError if it
+    looks like a baseline but is malformed."""
+    parts = _baseline_parts(spec)
+    if parts is None:
         return None
     usage = (
         f"{spec!r}: expected gaussian:PRESET[:WIDTH] or init:{{{','.join(INITS)}}}:PRESET[:WIDTH]"
