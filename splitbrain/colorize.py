@@ -98,9 +98,14 @@ def require_colorizer(model: SplitBrain) -> tuple[CrossChannelEncoder, Target]:
 
 @torch.no_grad()
 def predict_ab(
-    model: SplitBrain, lightness: Tensor, temperature: float = 0.38, decode: str = "annealed"
+    model: SplitBrain,
+    lightness: Tensor,
+    temperature: float | None = None,
+    decode: str | None = None,
 ) -> Tensor:
-    """L in [0, 100] (N,1,h,w) -> the predicted ab (N,2,g,g) on the network's grid."""
+    """L in [0, 100] (N,1,h,w) -> the predicted ab (N,2,g,g) on the network's grid; the
+    decoding not given is the one its weights file records (``SplitBrain.decoding``)."""
+    decode, temperature = model.decoding(decode, temperature)
     if decode not in DECODINGS:
         raise ValueError(f"unknown decoding {decode!r}; choose from {', '.join(DECODINGS)}")
     if not 0 < temperature < math.inf:
@@ -134,8 +139,8 @@ def colorize_rgb(
     model: SplitBrain,
     rgb: Tensor,
     side: int | None = None,
-    temperature: float = 0.38,
-    decode: str = "annealed",
+    temperature: float | None = None,
+    decode: str | None = None,
     precision: str = "32-true",
 ) -> Tensor:
     """Float RGB (N,3,H,W) in [0, 1] -> its colorization (N,3,H,W) at the same size, on the
@@ -181,8 +186,8 @@ def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
 def colorize(
     model: SplitBrain,
     image: Image.Image | np.ndarray | Tensor,
-    temperature: float = 0.38,
-    decode: str = "annealed",
+    temperature: float | None = None,
+    decode: str | None = None,
     side: int | None = None,
 ):
     """The model's colorization of ``image``'s greyscale, as the same kind of object:
@@ -192,8 +197,9 @@ def colorize(
     * a float tensor (N,3,H,W) or (3,H,W) in [0, 1] -> a tensor of the same shape and dtype.
 
     Colour inputs are colorized from their lightness alone. ``decode``: ``annealed`` (the
-    annealed mean at ``temperature``), ``mean`` or ``mode``. ``side``: the shorter side the
-    network sees (default: the preset's training resize, 256 for ``paper``). For files, the
+    annealed mean at ``temperature``), ``mean`` or ``mode``; by default the weights file's
+    (``SplitBrain.decoding``: annealed, 0.38 unless it records others). ``side``: the shorter
+    side the network sees (default: the resize its file records, else the preset's). For files, the
     data pipeline's decoding (16-bit scans, transparency, ...) is
     ``splitbrain.data.decode.decode_file(path)[0]``, an array this accepts.
     """

@@ -286,6 +286,9 @@ class CrossChannelEncoder(nn.Module):
         return out
 
 
+DEFAULT_DECODING = {"decode": "annealed", "temperature": 0.38}  # SPEC section 2
+
+
 class SplitBrain(nn.Module):
     """The whole model of any variant: cross-channel encoders over one channel space.
 
@@ -321,6 +324,14 @@ class SplitBrain(nn.Module):
         if trained.get("preset") == self.config.preset:
             crop, resize = crop or trained.get("crop"), resize or trained.get("resize")
         return input_geometry(self.config.preset, crop, resize)
+
+    def decoding(self, decode: str | None = None, temperature: float | None = None) -> tuple:
+        """(decode, temperature) that turn its colour bins into a colour, by the same rule as
+        ``geometry``: the values given, else those its weights file records
+        (``provenance["decoding"]``), else the paper's annealed mean at T = 0.38."""
+        recorded = {**DEFAULT_DECODING, **(self.provenance.get("decoding") or {})}
+        decode = recorded["decode"] if decode is None else decode
+        return decode, recorded["temperature"] if temperature is None else temperature
 
     @property
     def layer_names(self) -> list[str]:

@@ -47,7 +47,8 @@ def save(
     ``provenance`` says what made them (data, geometry, steps, precision, initialisation,
     version, or the file they were converted from; default: the model's own, that of the file
     it was loaded from), and ``splitbrain info`` shows it. The geometry is always recorded
-    (the model's, ``SplitBrain.geometry``, when not given).
+    (the model's, ``SplitBrain.geometry``, when not given), and so is the colour decoding
+    (``SplitBrain.decoding``).
     Weights holding a NaN or infinity are refused (NonFiniteError): such a file is useless
     and would replace a good one."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -59,6 +60,9 @@ def save(
     if "geometry" not in provenance:  # every file says what its images look like
         resize, crop = model.geometry()
         provenance["geometry"] = {"preset": model.config.preset, "resize": resize, "crop": crop}
+    if "decoding" not in provenance:  # ... and how its colours are decoded
+        decode, temperature = model.decoding()
+        provenance["decoding"] = {"decode": decode, "temperature": temperature}
     if provenance:
         metadata["provenance"] = json.dumps(provenance, default=str)
     data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError

@@ -114,8 +114,11 @@ def test_a_model_whose_colour_head_never_learnt_colours_is_refused(tmp_path):
              "zero": ({"steps": 0, "data": "skimage:"}, "records 0 training steps")}  # fmt: skip
     for name, (provenance, reason) in cases.items():
         path = sb.save(trained, tmp_path / f"{name}.safetensors", provenance)
-        geometry = {"preset": "small", "resize": 36, "crop": 32}  # always recorded
-        assert sb.load(path).provenance == {**provenance, "geometry": geometry}
+        recorded = {  # always
+            "geometry": {"preset": "small", "resize": 36, "crop": 32},
+            "decoding": {"decode": "annealed", "temperature": 0.38},
+        }
+        assert sb.load(path).provenance == {**provenance, **recorded}
         with pytest.raises(ValueError, match=reason):
             sb.colorize(sb.load(path), photo)
         assert main(["colorize", str(tmp_path), "--weights", str(path), "--out",

@@ -179,3 +179,37 @@ def test_a_weights_file_copied_alone_gives_the_same_results_as_in_its_run_folder
         f"old.safetensors records no geometry: the run's, from {run / 'config.yaml'}" in caplog.text
     )
     assert "alone.safetensors records no geometry: its preset's" in caplog.text
+
+
+def test_colorize_decodes_as_the_weights_file_records(tmp_path, capsys):
+    """The decoding is part of the file: written with every file (the paper's by default),
+    used by every colorizer unless a flag says otherwise, shown by info."""
+    import numpy as np
+    from PIL import Image
+
+    from splitbrain.cli import main
+    from splitbrain.colorize import colorize
+    from splitbrain.weights import read_provenance
+
+    model = sb.build("splitbrain", preset="small", width=0.25)
+    default = sb.save(model, tmp_path / "default.safetensors")
+    assert read_provenance(default)["decoding"] == {"decode": "annealed", "temperature": 0.38}
+    path = sb.save(
+        model, tmp_path / "mode.safetensors", {"steps": 5, "decoding": {"decode": "mode"}}
+    )
+    loaded = sb.load(path)
+    assert loaded.decoding() == ("mode", 0.38) and loaded.decoding("mean", 0.5) == ("mean", 0.5)
+    photo = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    by_file = colorize(loaded, photo)
+    assert np.array_equal(by_file, colorize(model, photo, decode="mode"))
+    assert not np.array_equal(by_file, colorize(model, photo))  # annealed differs
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    for name, flags in (("file", []), ("flag", ["--decode", "annealed"])):
+        argv = ["colorize", str(tmp_path / "photo.png"), "--weights", str(path), "--out",
+                str(tmp_path / name), "--no-progress", *flags]  # fmt: skip
+        assert main(argv) == 0
+    written = {n: np.asarray(Image.open(tmp_path / n / "photo.png")) for n in ("file", "flag")}
+    assert np.array_equal(written["file"], by_file)
+    assert np.array_equal(written["flag"], colorize(model, photo))
+    assert main(["info", str(path)]) == 0
+    assert "decoding: {'decode': 'mode'}" in capsys.readouterr().out

@@ -43,11 +43,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument(
         "--temperature",
         type=positive(float),
-        default=0.38,
-        help="annealed-mean temperature (default 0.38)",
+        help="annealed-mean temperature (default: the weights file's, 0.38 unless it records "
+        "another)",
     )
     p.add_argument(
-        "--decode", choices=DECODINGS, default="annealed", help="how bins become a colour"
+        "--decode",
+        choices=DECODINGS,
+        help="how bins become a colour (default: the weights file's, annealed unless it "
+        "records another)",
     )
     p.add_argument(
         "--side-by-side",

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--takes", choices=["rgb", "L"], default="rgb", help="colorizer input")
     p.add_argument("--gives", choices=["rgb", "ab"], default="rgb", help="colorizer output")
     p.add_argument(
-        "--temperature", type=positive(float), default=0.38,
-        help="colorizer: the annealed mean's temperature",
+        "--temperature", type=positive(float),
+        help="colorizer: the annealed mean's temperature (default: the weights file's, 0.38 "
+        "unless it records another)",
     )  # fmt: skip
     return [p]
 

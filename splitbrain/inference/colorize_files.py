@@ -44,8 +44,8 @@ class ColorizeSettings:
     """How photographs are colorized and written; see ``splitbrain colorize --help``."""
 
     side: int | None = None  # shorter side the network sees; None: the preset's training resize
-    temperature: float = 0.38
-    decode: str = "annealed"
+    temperature: float | None = None  # None: the weights file's (SplitBrain.decoding)
+    decode: str | None = None
     batch_size: int = 8  # images of one size per batch at most ...
     batch_megapixels: float = 4.0  # ... and pixels per batch at most (one image always fits)
     side_by_side: bool = False  # grey | colorized | original (when the input had colour)

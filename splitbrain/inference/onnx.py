@@ -58,7 +58,11 @@ class ColorizerGraph(nn.Module):
     """RGB or L -> ab on the grid, or the colorized RGB at the input's size."""
 
     def __init__(
-        self, model: SplitBrain, takes: str = "rgb", gives: str = "rgb", temperature: float = 0.38
+        self,
+        model: SplitBrain,
+        takes: str = "rgb",
+        gives: str = "rgb",
+        temperature: float | None = None,
     ) -> None:
         super().__init__()
         if takes not in ("rgb", "L") or gives not in ("rgb", "ab"):
@@ -66,12 +70,12 @@ class ColorizerGraph(nn.Module):
                 f"the colorizer takes rgb or L and gives rgb or ab, not {takes}, {gives}"
             )
         self.model, self.takes, self.gives = model.eval(), takes, gives
-        self.temperature = temperature
+        self.decode, self.temperature = model.decoding(None, temperature)  # fixed in the graph
         require_colorizer(model)
 
     def forward(self, image: Tensor) -> Tensor:
         lightness = rgb_to_lab(image)[:, :1] if self.takes == "rgb" else image
-        ab = predict_ab(self.model, lightness, self.temperature)
+        ab = predict_ab(self.model, lightness, self.temperature, self.decode)
         if self.gives == "ab":
             return ab
         ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
@@ -85,7 +89,7 @@ def export_onnx(
     layers: list[str] | None = None,
     takes: str = "rgb",
     gives: str = "rgb",
-    temperature: float = 0.38,
+    temperature: float | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX graph (see the module docstring); returns the path."""
     if importlib.util.find_spec("onnxscript") is None:
