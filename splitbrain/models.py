@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .quantize import GridQuantizer, build_quantizer
+from .segmentation import build_head
 from .splits import Half, Split, Target
 
 # Layer -> (kernel, stride, padding[, dilation]) for convs, (kernel, stride, padding) for pools.
@@ -191,12 +192,16 @@ class ModelConfig:
     # A fine-tuned network's linear classifier: (the layer it reads, averaged over space, and
     # the class names of its outputs).
     classifier: tuple[str, tuple[str, ...]] | None = None
+    # A segmentation network's head (``splitbrain.segmentation``): its kind, the layers it
+    # reads and the class names of its outputs.
+    segmenter: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["split"] = self.split.to_dict()
-        if self.classifier is None:  # files of networks without one stay as they were
-            del data["classifier"]
+        for head in ("classifier", "segmenter"):  # files of networks without one stay as they were
+            if data[head] is None:
+                del data[head]
         return data
 
     @classmethod
@@ -222,6 +227,11 @@ class ModelConfig:
             classifier=(
                 (data["classifier"][0], tuple(data["classifier"][1]))
                 if data.get("classifier")
+                else None
+            ),
+            segmenter=(
+                (data["segmenter"][0], tuple(data["segmenter"][1]), tuple(data["segmenter"][2]))
+                if data.get("segmenter")
                 else None
             ),
         )
@@ -310,6 +320,10 @@ class SplitBrain(nn.Module):
         if config.classifier is not None:
             layer, classes = config.classifier
             self.classifier = nn.Linear(self.layer_channels(layer), len(classes))
+        if config.segmenter is not None:
+            kind, layers, classes = config.segmenter
+            channels = [self.layer_channels(layer) for layer in layers]
+            self.segmenter = build_head(kind, channels, len(classes), self.stride(layers[-1]))
         self.eval()  # safe to read features from at once; training switches to train mode
 
     def quantizer(self, spec: str) -> GridQuantizer:
@@ -388,6 +402,25 @@ class SplitBrain(nn.Module):
         layer = self.config.classifier[0]
         with torch.no_grad():
             return self.classifier(self.features(raw, layer, valid)[layer].mean((2, 3)))
+
+    def segment(self, raw: Tensor, valid: Tensor | None = None, grad: bool = False) -> Tensor:
+        """Class logits (N, classes, H, W) of every pixel, from a network with a segmenter
+        (``splitbrain segment``); without gradients unless ``grad`` (training)."""
+        if self.config.segmenter is None:
+            raise ValueError("this network has no segmenter; splitbrain segment gives one")
+        layers = list(self.config.segmenter[1])
+        with nullcontext() if grad else torch.no_grad():
+            features = self.features(raw, layers, valid, grad=grad)
+            return self.segmenter([features[n] for n in layers], raw.shape[-2:])
+
+    def stride(self, layer: str) -> int:
+        """How many input pixels one step of ``layer``'s grid spans (16 at fc7 of ``paper``)."""
+        stride = 1
+        for name in (*CONV_LAYERS, *FC_LAYERS):
+            stride *= PRESETS[self.config.preset][name][1]
+            if name == layer:
+                return stride
+        raise ValueError(f"no layer {layer}")
 
     def forward(self, raw: Tensor, valid: Tensor | None = None) -> list[dict[str, Tensor]]:
         """Each encoder's predictions from all of its inputs (for inference and display)."""

@@ -40,13 +40,15 @@ from . import (
     pretrain,
     probe,
     rgbd,
+    segment,
 )
 from .common import ArgumentParser, UsageError, positive
 
 __all__ = ["ArgumentParser", "UsageError", "build_parser", "entry_point", "main", "positive"]
 
 COMMANDS = (
-    prepare, pretrain, probe, knn, finetune, colorize, extract, export, import_caffe, rgbd, info
+    prepare, pretrain, probe, knn, finetune, segment, colorize, extract, export, import_caffe,
+    rgbd, info,
 )  # fmt: skip
 
 

@@ -14,12 +14,14 @@ from .badlog import BadImageLog
 from .base import UNLABELED, ImageSource, Source, SubsetSource, spread_items
 from .dataset import ImageDataset
 from .errors import BadImage, DatasetError
+from .masks import IGNORE, MaskSource, open_masks
 from .scan import scan_source
 from .sources import FORMATS, detect_format, open_channels, open_source
 from .transforms import EvalTransform, TrainTransform
 
 __all__ = [
     "FORMATS",
+    "IGNORE",
     "UNLABELED",
     "BadImage",
     "BadImageLog",
@@ -27,12 +29,14 @@ __all__ = [
     "EvalTransform",
     "ImageDataset",
     "ImageSource",
+    "MaskSource",
     "Source",
     "SubsetSource",
     "TrainTransform",
     "detect_format",
     "spread_items",
     "open_channels",
+    "open_masks",
     "open_source",
     "scan_source",
 ]

@@ -27,6 +27,10 @@ SKIP_REASONS = (
     "too large",
     "unsupported mode",
     "unreadable file",
+    "no mask",
+    "mask size differs",
+    "bad mask value",
+    "malformed annotation",
 )
 #: What was converted to RGB, in the order a summary lists them.
 CONVERSIONS = ("palette", "RGBA", "CMYK", "16-bit", "greyscale", "other mode")

@@ -18,9 +18,17 @@ from .npz import NpzSource
 from .shards import ShardSource, prepared_folder
 from .stl10 import Stl10Source
 from .tiff import TIFF_EXTENSIONS, TiffSource
+from .voc import VOCClassification
 
-FORMATS = ("folder", "cifar10", "cifar100", "stl10", "npz", "skimage", "shards")
+FORMATS = ("folder", "cifar10", "cifar100", "stl10", "npz", "skimage", "shards", "voc")
 _SPEC = re.compile(rf"^({'|'.join(FORMATS)}):(.*)$")
+#: Formats read from a local path alone (no archive, no download), by their source class.
+_PATH_READERS = {
+    "folder": FolderSource,
+    "npz": NpzSource,
+    "shards": ShardSource,
+    "voc": VOCClassification,
+}
 #: Folder names inside a directory or tarball that identify an official layout.
 _MARKERS = {
     "cifar-10-batches-py": "cifar10",
@@ -121,6 +129,7 @@ def open_source(
     ``cifar10:``, ``cifar100:`` and ``stl10:`` with an empty PATH read the archive in
     ``cache_dir`` (default ``~/.cache/splitbrain``), fetching it first when ``download`` is set.
     ``skimage:`` or ``skimage:N`` is the built-in offline dataset of N photo crops.
+    ``voc:DIR`` is a VOCdevkit year folder's classification images (``data.voc``).
     """
     match = _SPEC.match(spec)
     if spec == "skimage":
@@ -143,10 +152,10 @@ def open_source(
                 "(or a path whose format is detected)"
             )
         fmt = detect_format(Path(path).expanduser())
-    if fmt in ("folder", "npz", "shards"):
+    if fmt in _PATH_READERS:
         if not path:
             raise DatasetError(f"{fmt}: needs a path, as {fmt}:/path/to/data")
-        return {"folder": FolderSource, "npz": NpzSource, "shards": ShardSource}[fmt](path, split)
+        return _PATH_READERS[fmt](path, split)
     local = _locate(fmt, path, download, cache_dir)
     if fmt == "stl10":
         if local.is_file() and _is_tarball(local):

@@ -68,11 +68,12 @@ class _Transform:
 
     train = False
 
-    def __init__(self, resize: int | None, crop: int) -> None:
+    def __init__(self, resize: int | None, crop: int, nearest: slice | None = None) -> None:
         if crop < 1 or (resize is not None and resize < crop):
             raise ValueError(f"need 1 <= crop <= resize, got crop={crop}, resize={resize}")
         self.resize = resize
         self.crop = crop
+        self.nearest = nearest  # channels resized by nearest pixel (a mask's class indices)
 
     @property
     def largest_side(self) -> int | None:
@@ -94,7 +95,7 @@ class _Transform:
 
     def __call__(self, frame: Frame) -> Tensor:
         """A frame -> (C, crop, crop) uint8 tensor."""
-        return self.cropped(self.resized(frame))
+        return self.cropped(self.resized(frame, self.nearest))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(resize={self.resize}, crop={self.crop})"
@@ -109,9 +110,14 @@ class TrainTransform(_Transform):
     train = True
 
     def __init__(
-        self, resize: int | None, crop: int, mirror: bool = True, resize_max: int | None = None
+        self,
+        resize: int | None,
+        crop: int,
+        mirror: bool = True,
+        resize_max: int | None = None,
+        nearest: slice | None = None,
     ) -> None:
-        super().__init__(resize, crop)
+        super().__init__(resize, crop, nearest)
         if resize_max is not None and (resize is None or resize_max < resize):
             raise ValueError(f"need resize <= resize_max, got {resize} and {resize_max}")
         self.mirror = mirror

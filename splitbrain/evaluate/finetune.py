@@ -2,8 +2,10 @@
 new linear head on spatially averaged fc7 (or conv5) features.
 
 Single-label data is scored by top-1 (and top-5 above 10 classes); multi-label data (PASCAL VOC
-classification) by mean average precision, with a label matrix of 1 (present), 0 (absent) and
--1 (ignored, VOC's "difficult") per image and class. Training runs on Lightning: the trunk's
+classification) by mean average precision, both the area under the precision-recall curve and
+VOC 2007's 11-point interpolation, with a label matrix of 1 (present), 0 (absent) and -1
+(ignored, VOC's "difficult") per image and class. Testing takes the centre crop, or the
+PASCAL protocol's 10 crops (``ten_crop``). Training runs on Lightning: the trunk's
 forward and backward dominate, as in pre-training. Frozen layers stay in eval mode (their
 BatchNorm statistics do not move); trained layers' BatchNorm use batch statistics.
 """
@@ -25,7 +27,12 @@ from ..extract import activation_shapes, model_input
 from ..models import PRESET_INPUT, SplitBrain
 from .data import LabelledData, loader
 from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
-from .metrics import mean_average_precision, topk_correct
+from .metrics import (
+    average_precision,
+    average_precision_11point,
+    mean_average_precision,
+    topk_correct,
+)
 
 
 @dataclass
@@ -48,17 +55,21 @@ class FinetuneConfig:
     precision: str | None = None  # None: bf16-mixed where the device has native bf16
     seed: int = 0
     progress: bool = True
+    ten_crop: bool = False  # test on 10 crops (corners, centre, mirrored) instead of the centre
 
 
 @dataclass
 class FinetuneResult:
-    """``scores``: top1 (and top5) or mAP, in percent; ``per_class_ap`` for multi-label."""
+    """``scores``: top1 (and top5), or mAP of both kinds ("mAP", "mAP (11-point)"), in percent;
+    for multi-label, ``per_class_ap`` (area) and ``per_class_ap_11point`` as fractions, NaN for
+    a class without a positive test image."""
 
     name: str
     head_layer: str
     freeze_through: str | None
     scores: dict[str, float]
     per_class_ap: list[float] = field(default_factory=list)
+    per_class_ap_11point: list[float] = field(default_factory=list)
     train_items: int = 0
     test_items: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -162,6 +173,25 @@ class _FinetuneTask(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def ten_crops(images: Tensor, crop: int) -> Tensor:
+    """(N, C, H, W) -> (10, N, C, crop, crop): the top-left, top-right, bottom-left,
+    bottom-right and centre squares (the centre as ``EvalTransform`` takes it), then the same
+    five mirrored; torchvision's ``TenCrop`` order. Runs wherever ``images`` are."""
+    bottom, right = images.shape[-2] - crop, images.shape[-1] - crop
+    corners = ((0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2))
+    five = torch.stack([images[..., y : y + crop, x : x + crop] for y, x in corners])
+    return torch.cat([five, five.flip(-1)])
+
+
+def eval_logits(net: FinetuneNet, images: Tensor, crop: int | None) -> Tensor:
+    """``net``'s logits for a batch of test images; with ``crop``, the mean of its logits over
+    the images' ten crops (``ten_crops``): logits rather than probabilities, one rule for
+    softmax and sigmoid heads."""
+    if crop is None:
+        return net(images)
+    return torch.stack([net(view) for view in ten_crops(images, crop)]).mean(0)
+
+
 def load_targets(path: str, count: int) -> Tensor:
     """A multi-label matrix (count, C) of 1 / 0 / -1 from a .npy file."""
     matrix = np.load(path, allow_pickle=False)
@@ -181,7 +211,8 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tune ``model`` (in place) with a new head on ``data``'s training images and score
     it on its test images. ``targets`` (train, test label matrices indexed by source item)
-    make it multi-label, scored by mAP."""
+    make it multi-label, scored by mAP. With ``config.ten_crop`` the test images are resized
+    and centre-cropped to a square of the resize's side, and scored on their 10 crops."""
     config = config or FinetuneConfig()
     L.seed_everything(config.seed, verbose=False)
     multilabel = targets is not None
@@ -190,7 +221,7 @@ def finetune(
     net = FinetuneNet(model, outputs, head_layer, config.freeze_through)
     resize, crop = model.geometry(config.crop, config.resize)
     train = data.dataset("train", TrainTransform(resize, crop))
-    test = data.dataset("test", EvalTransform(resize, crop))
+    test = data.dataset("test", EvalTransform(resize, resize if config.ten_crop else crop))
     if multilabel:
         train, test = train.with_index(), test.with_index()
     batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
@@ -205,17 +236,21 @@ def finetune(
     start = time.perf_counter()
     net.to(device).eval()
     logits, labels = [], []
+    ten_crop_side = crop if config.ten_crop else None
     with torch.no_grad():
         for images, y in loader(test, config.batch_size, config.workers):
             if images.shape[0]:
-                logits.append(net(images.to(device)).float().cpu())
+                logits.append(eval_logits(net, images.to(device), ten_crop_side).float().cpu())
                 labels.append(targets[1][y] if multilabel else y)
     logits, labels = torch.cat(logits), torch.cat(labels)
     seconds["test"] = time.perf_counter() - start
-    per_class: list[float] = []
+    per_class_ap, per_class_ap_11point = [], []
     if multilabel:
-        mean_ap, per_class = mean_average_precision(logits, labels)
-        scores = {"mAP": 100.0 * mean_ap}
+        area, per_class_ap = mean_average_precision(logits, labels, average_precision)
+        eleven, per_class_ap_11point = mean_average_precision(
+            logits, labels, average_precision_11point
+        )
+        scores = {"mAP": 100.0 * area, "mAP (11-point)": 100.0 * eleven}
     else:
         ks = (1, 5) if outputs > 10 else (1,)
         hits = topk_correct(logits, labels, ks)
@@ -224,6 +259,7 @@ def finetune(
     if len(classes) != outputs:
         classes = [str(k) for k in range(outputs)]
     return FinetuneResult(
-        name, head_layer, config.freeze_through, scores, per_class, len(train), len(labels),
-        seconds, with_classifier(net.cpu(), classes),
+        name, head_layer, config.freeze_through, scores, per_class_ap,
+        per_class_ap_11point, len(train), len(labels), seconds,
+        with_classifier(net.cpu(), classes),
     )  # fmt: skip

@@ -77,7 +77,9 @@ def find_inputs(arguments: list[str], outside: Sequence[Path] = ()) -> list[Inpu
     return unique
 
 
-def output_paths(inputs: list[Input], out: Path, suffix: str) -> dict[Input, Path]:
+def output_paths(
+    inputs: list[Input], out: Path, suffix: str, what: str = "colorization"
+) -> dict[Input, Path]:
     """The output file of every usable input: ``out / name`` with ``suffix``. Two inputs that
     would write the same file, or an output that would replace its own input, are a
     ValueError naming them."""
@@ -89,12 +91,12 @@ def output_paths(inputs: list[Input], out: Path, suffix: str) -> dict[Input, Pat
         target = out / item.name.with_suffix(suffix)
         if target.resolve() == item.path.resolve():
             raise ValueError(
-                f"{item.path} would be overwritten by its colorization; choose another --out"
+                f"{item.path} would be overwritten by its {what}; choose another --out"
             )
         if target in seen:
             raise ValueError(
                 f"{seen[target].path} and {item.path} would both be written to {target}; "
-                "colorize them into different --out folders"
+                "write them into different --out folders"
             )
         seen[target] = item
         paths[item] = target

@@ -14,7 +14,6 @@ from ..device import default_precision, device_for
 from ..init import INITS
 from ..models import input_geometry
 from ..splits import get_split
-from .checkpoints import checkpoints
 
 log = logging.getLogger("splitbrain.train")
 
@@ -166,19 +165,25 @@ def saved_settings(out: Path) -> dict | None:
     return yaml.safe_load(saved.read_text()) if saved.exists() else None
 
 
-def check_recipe(out: Path, config: TrainConfig) -> None:
+def check_recipe(
+    out: Path,
+    now: dict,
+    started: bool,
+    recipe: tuple[str, ...] = RECIPE_KEYS,
+    uncompared: tuple[str, ...] = _UNCOMPARED,
+) -> None:
     """Refuse to resume a run folder whose run was made with another recipe (RecipeError,
-    naming each setting with both values); log the settings that change and may."""
+    naming each setting with both values); log the settings that change and may. ``now``: the
+    settings as config.yaml holds them; ``started``: whether the folder holds a checkpoint or
+    a result; ``recipe``: the settings that may not change."""
     previous = saved_settings(out)
     if previous is None:
         return
-    started = checkpoints(out / "checkpoints") or (out / "weights.safetensors").exists()
     if not started:  # it stopped before its first checkpoint: nothing to resume or protect
         log.info("%s: no checkpoint yet; starting it again with this command's settings", out)
         return
-    now = config.to_dict()
-    changed = [k for k in now if k not in _UNCOMPARED and previous.get(k) != now[k]]
-    refused = [k for k in changed if k in RECIPE_KEYS]
+    changed = [k for k in now if k not in uncompared and previous.get(k) != now[k]]
+    refused = [k for k in changed if k in recipe]
     if refused:
         listing = "; ".join(f"{_flag(k)} {previous.get(k)} there, {now[k]} now" for k in refused)
         raise RecipeError(

@@ -35,7 +35,12 @@ from ..progress import SUMMARY
 from ..variants import UNTRAINED, build
 from ..weights import load, save
 from .callbacks import KNNProbeCallback
-from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
+from .checkpoints import (
+    RollingCheckpoints,
+    checkpoint_step,
+    resumable_checkpoint,
+)
+from .checkpoints import checkpoints as checkpoint_files
 from .config import TrainConfig, check_length, check_recipe
 from .data import open_training_data
 from .interrupt import StopOnSignal
@@ -217,7 +222,8 @@ def _pretrain(
 ) -> Path:
     out = Path(config.out)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    check_recipe(out, config)
+    started = bool(checkpoint_files(out / "checkpoints")) or (out / "weights.safetensors").exists()
+    check_recipe(out, config.to_dict(), started)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
     resume = resumable_checkpoint(out / "checkpoints", tidy=first)

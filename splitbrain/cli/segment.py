@@ -1,0 +1,222 @@
+"""``splitbrain segment``: train and score segmentation heads on pre-trained networks and
+baselines (one table), or, with ``--predict``, segment photographs with a saved segmenter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from ..models import CONV_LAYERS, FC_LAYERS
+from ..segmentation import HEADS
+from .common import UsageError, add_precision_argument, examples, positive, precision
+from .evaluation import add_preset_argument, check_weights, match_baselines, parse_layers
+
+LAYERS = (*CONV_LAYERS, *FC_LAYERS)
+
+
+def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    p = sub.add_parser(
+        "segment",
+        help="semantic segmentation on pre-trained networks (CamVid, VOC, image/mask folders)",
+        description="Train a segmentation head on each --weights model (weights files or the "
+        "baselines gaussian:PRESET[:WIDTH] and init:kraehenbuehl:PRESET[:WIDTH]) with --data's "
+        "train frames and score it on its val frames: pixel accuracy, mean class accuracy, mean "
+        "IoU and each class's IoU, from one confusion matrix over the split at the masks' full "
+        "size. --head hypercolumn: a per-pixel linear classifier on the frozen trunk's conv1-5 "
+        "upsampled to the pixel grid, and on each layer alone; --head fcn32s: FCN-32s "
+        "fine-tuned above --freeze-through. Writes segment.{json,md,png}, segment_iou.png, "
+        "segment_frames.png and each model's segmenter in --out; run it again to resume. With "
+        "--predict: segment the INPUT photographs at their full size with a saved segmenter.",
+    )
+    p.epilog = examples(
+        "splitbrain segment --weights W.safetensors init:kraehenbuehl:paper:0.5 --data camvid:DIR",
+        "splitbrain segment --predict --weights runs/segment/models/W/W.safetensors frames/ "
+        "--out masks/",
+    )
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT",
+        help="--predict: image files, folders or globs (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", nargs="+", required=True, metavar="W",
+        help="weights files or baselines, NAME=W names a row; --predict: one segmenter",
+    )  # fmt: skip
+    p.add_argument("--predict", action="store_true", help="segment INPUT photographs")
+    p.add_argument(
+        "--data", metavar="SPEC",
+        help="camvid:DIR (SegNet layout), voc:DIR (a VOCdevkit year folder) or masks:DIR "
+        "(images/ and masks/ with matching stems, optional classes.txt); its train split trains "
+        "(needed to train; default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--test-data", metavar="SPEC", help="frames to score (default: --data's --test-split)"
+    )
+    p.add_argument("--test-split", default="val", choices=["val", "test"], help="the split scored")
+    p.add_argument("--head", choices=HEADS, default="hypercolumn", help="the segmentation head")
+    p.add_argument(
+        "--layers", default="conv1,conv2,conv3,conv4,conv5",
+        help="hypercolumn: its layers, each also scored alone",
+    )  # fmt: skip
+    p.add_argument(
+        "--freeze-through", choices=LAYERS,
+        help="fcn32s: freeze this layer and all below it (default: train everything)",
+    )  # fmt: skip
+    p.add_argument(
+        "--resize", type=positive(int), default=180,
+        help="shorter side of frames in training and scoring (CamVid 480x360 -> 240x180)",
+    )  # fmt: skip
+    p.add_argument(
+        "--resize-max", type=positive(int),
+        help="random scale: each training frame's shorter side drawn from --resize to this "
+        "(default 1.5 x --resize)",
+    )  # fmt: skip
+    p.add_argument("--crop", type=positive(int), default=160, help="training crops' side")
+    p.add_argument(
+        "--epochs", type=positive(float), default=20, help="passes over the training frames"
+    )
+    p.add_argument("--batch-size", type=positive(int), default=8, help="frames per step")
+    p.add_argument(
+        "--lr", type=positive(float), default=0.01,
+        help="SGD learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run",
+    )  # fmt: skip
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
+    p.add_argument(
+        "--class-weights", choices=["median-freq", "none"], default="median-freq",
+        help="weight the loss by median frequency (SegNet's CamVid practice) or not",
+    )  # fmt: skip
+    add_preset_argument(p)
+    add_precision_argument(p)
+    p.add_argument(
+        "--out", default="runs/segment",
+        help="run folder (report, segmenters, checkpoints; a finished one is kept and a new "
+        "folder made beside it unless --overwrite); --predict: the masks' folder",
+    )  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="start --out again from nothing")
+    p.add_argument("--overlay", action="store_true", help="--predict: also NAME-overlay.png")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument(
+        "--accelerator", default="auto", choices=["auto", "cpu", "gpu"], help="where to run"
+    )
+    p.add_argument(
+        "--max-items", type=positive(int), metavar="N",
+        help="a quick trial: N frames of each split, evenly spread (default: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-bad-fraction", type=float, default=0.01,
+        help="stop if more of the frames than this are unusable",
+    )  # fmt: skip
+    p.add_argument("--checkpoint-every", type=positive(int), default=100, help="steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the heads, crops and baselines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return [p]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..device import device_for
+    from ..segment import segment_files
+    from ..weights import load
+
+    if not args.inputs:  # --predict --weights SEG PHOTOS: --weights took the photographs too
+        args.weights, args.inputs = args.weights[:1], args.weights[1:]
+    if len(args.weights) != 1 or not args.inputs:
+        raise UsageError("--predict takes one --weights segmenter and INPUT photographs")
+    model = load(args.weights[0]).to(device_for(args.accelerator, "--accelerator"))
+    if model.config.segmenter is None:
+        raise UsageError(f"{args.weights[0]} has no segmenter; splitbrain segment trains one")
+    outcome = segment_files(
+        model, args.inputs, args.out, args.overlay, args.overwrite,
+        precision(args, args.accelerator, "--accelerator"), not args.no_progress,
+    )  # fmt: skip
+    print(outcome.summary())
+    if outcome.written:
+        print(f"masks: {outcome.out}")
+    return 0 if outcome.written or not outcome.inputs else 1
+
+
+def _finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a segmentation run that scored all its models."""
+    report, config = folder / "segment.json", folder / "config.yaml"
+    if not (report.exists() and config.exists()):
+        return False
+    import yaml
+
+    asked = yaml.safe_load(config.read_text()).get("weights", [])
+    return len(json.loads(report.read_text())["models"]) >= len(asked)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.predict:
+        return _predict(args)
+    from ..data import open_masks
+    from ..outputs import keep_earlier
+    from ..segment import SegmentConfig, SegmentData, segment_models
+
+    if not args.data:
+        raise UsageError("--data is needed to train (camvid:DIR, voc:DIR or masks:DIR)")
+    if args.inputs:
+        raise UsageError(f"INPUT photographs ({args.inputs[0]}) are for --predict")
+    if args.head == "fcn32s" and args.layers != "conv1,conv2,conv3,conv4,conv5":
+        raise UsageError("--layers is for --head hypercolumn; fcn32s reads fc7")
+    if args.head == "hypercolumn" and args.freeze_through:
+        raise UsageError("--freeze-through is for --head fcn32s; hypercolumn freezes the trunk")
+    layers = parse_layers(args.layers)
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    try:
+        config = SegmentConfig(
+            head=args.head, layers=tuple(layers or CONV_LAYERS), freeze_through=args.freeze_through,
+            resize=args.resize, resize_max=args.resize_max, crop=args.crop, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            class_weights=args.class_weights, workers=args.workers, accelerator=args.accelerator,
+            precision=precision(args, args.accelerator, "--accelerator"), seed=args.seed,
+            checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+        )  # fmt: skip
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if check_weights(args.weights) != "images":
+        raise UsageError("segment reads photographs: give networks of RGB images")
+    match_baselines_for_segment(args)
+    out = Path(args.out)
+    if args.overwrite:
+        for leftover in ("models", "config.yaml"):
+            target = out / leftover
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    else:
+        out = keep_earlier(out, False, _finished, "finished segmentation run")
+    train = open_masks(args.data, "train").subset(args.max_items)
+    test = open_masks(args.test_data or args.data, args.test_split).subset(args.max_items)
+    print(f"train: {train.describe()}\ntest:  {test.describe()}")
+    data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
+    settings = {
+        "data": args.data, "test_data": args.test_data or f"{args.data} ({args.test_split})",
+        "max_items": args.max_items, "weights": list(args.weights), **config.to_dict(),
+    }  # fmt: skip
+    for key in ("workers", "accelerator", "progress", "checkpoint_every"):
+        settings.pop(key)
+    if args.max_items:
+        settings["subset"] = f"a trial: {args.max_items:,} frames of each split, evenly spread"
+    paths: dict = {}
+    from ..evaluate import open_model
+
+    def open_spec(spec: str, photos):
+        return open_model(spec, photos, args.seed, args.preset)
+
+    segment_models(args.weights, data, config, out, settings, open_spec, paths.update)
+    report_text = Path(paths["md"]).read_text().split("\n## ")[-1]
+    print(report_text.strip())
+    print(
+        f"report: {paths['json']}, {paths['md']}, {paths['png']}\n"
+        f"pictures: {paths['iou']}, {paths['frames']}"
+    )
+    return 0
+
+
+def match_baselines_for_segment(args: argparse.Namespace) -> None:
+    """Baselines at the width of the weights files they are compared with (as ``probe``);
+    --crop and --resize are the segmentation's, not the networks' geometry."""
+    saved = args.crop, args.resize
+    args.crop = args.resize = None  # the segmentation's frames are not the probes' geometry
+    match_baselines(args)
+    args.crop, args.resize = saved

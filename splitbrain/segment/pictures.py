@@ -1,0 +1,94 @@
+"""What a segmentation looks like: masks in the dataset's palette, overlays on the photograph,
+a grid of frames with the truth and each model's prediction, and per-class IoU bars."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..data.masks import IGNORE
+
+#: Pixels no class covers are drawn black.
+IGNORE_COLOUR = (0, 0, 0)
+
+
+def colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W) class indices -> (H, W, 3) uint8 in ``palette`` (``IGNORE`` black)."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
+    table[IGNORE] = IGNORE_COLOUR
+    return table[mask]
+
+
+def overlay(photo: np.ndarray, coloured: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The coloured mask blended over the photograph."""
+    mixed = (1 - alpha) * photo.astype(np.float32) + alpha * coloured.astype(np.float32)
+    return mixed.round().astype(np.uint8)
+
+
+def _figure(width: float, height: float):
+    """A matplotlib figure on the Agg canvas (no pyplot: no display, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+
+
+def predictions_picture(
+    photos: list[np.ndarray],
+    truths: list[np.ndarray],
+    predictions: dict[str, list[np.ndarray]],
+    palette: np.ndarray,
+    classes: list[str],
+    path: Path,
+) -> Path:
+    """Rows of frames: the photograph, the truth, then each model's prediction; a legend of
+    the class colours below."""
+    from matplotlib.patches import Patch
+
+    columns = ["photograph", "truth", *predictions]
+    figure = _figure(2.6 * len(columns), 2.0 * len(photos) + 0.8)
+    grid = figure.subplots(len(photos), len(columns), squeeze=False)
+    for row, (photo, truth) in enumerate(zip(photos, truths, strict=True)):
+        panels = [photo, colour_mask(truth, palette)]
+        panels += [colour_mask(p[row], palette) for p in predictions.values()]
+        for col, panel in enumerate(panels):
+            axes = grid[row][col]
+            axes.imshow(panel)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title(columns[col], fontsize="small")
+    handles = [
+        Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(classes, palette, strict=False)
+    ]
+    figure.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(classes), 6), fontsize="small"
+    )
+    return _save(figure, path)
+
+
+def iou_picture(ious: dict[str, list[float]], classes: list[str], path: Path, title: str) -> Path:
+    """Grouped bars: each class's IoU (%) for each model; a missing bar is an undefined IoU."""
+    figure = _figure(max(6.0, 0.55 * len(classes) * max(1, len(ious)) ** 0.5 + 2), 4.0)
+    axes = figure.add_subplot()
+    width = 0.8 / max(1, len(ious))
+    for k, (name, values) in enumerate(ious.items()):
+        xs = np.arange(len(classes)) + (k - (len(ious) - 1) / 2) * width
+        axes.bar(xs, [0 if math.isnan(v) else v for v in values], width, label=name)
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_ylabel("IoU (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize="small")
+    return _save(figure, path)

@@ -1,0 +1,141 @@
+"""Segmenting photographs on disk with a saved segmenter, each at its full size: the network
+sees the photograph with its shorter side at the size it was trained at, its logits are
+upsampled bilinearly to the photograph's own size, and the classes are written as a palette PNG
+(the class index in each pixel, shown in the dataset's colours), with an overlay on request.
+Bad files are skipped with one line each and counted; inputs are never overwritten."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..atomic import atomic_write
+from ..data.badlog import count_listing
+from ..data.decode import decode_file
+from ..data.errors import BadImage
+from ..data.masks import voc_palette
+from ..data.transforms import resize_frame, resized_shape
+from ..device import autocast
+from ..inference.inputs import find_inputs, output_paths
+from ..models import SplitBrain
+from ..outputs import keep_earlier
+from ..progress import track
+from .pictures import colour_mask, overlay
+
+log = logging.getLogger("splitbrain.segment")
+
+#: The shorter side a segmenter's photographs are seen at when its file does not say.
+DEFAULT_RESIZE = 180
+
+
+def palette_of(model: SplitBrain) -> np.ndarray:
+    """The class colours its weights file records, else VOC's colour map."""
+    recorded = model.provenance.get("palette")
+    classes = len(model.config.segmenter[2])
+    return np.asarray(recorded, dtype=np.uint8) if recorded else voc_palette(classes)
+
+
+@torch.no_grad()
+def segment_photo(
+    model: SplitBrain, rgb: np.ndarray, resize: int | None = None, precision: str = "32-true"
+) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size."""
+    resize = resize or model.provenance.get("segment", {}).get("resize", DEFAULT_RESIZE)
+    device = next(model.parameters()).device
+    chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    small = resize_frame(chw, resized_shape(*chw.shape[-2:], resize, 1))
+    raw = (small[None].float() / 255).to(device)
+    with autocast(device, precision):
+        logits = model.eval().segment(raw)
+    full = F.interpolate(logits.float(), rgb.shape[:2], mode="bilinear", align_corners=False)
+    return full.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+@dataclass
+class SegmentOutcome:
+    """What a run wrote and skipped."""
+
+    out: Path | None = None
+    written: list[Path] = field(default_factory=list)
+    inputs: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = f"segmented {len(self.written):,} of {self.inputs:,} images"
+        if self.skipped:
+            ranked = dict(self.skipped.most_common())
+            line += f"; skipped {sum(ranked.values()):,}: {count_listing(ranked)}"
+        return line
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    atomic_write(path, lambda tmp: image.save(tmp, "PNG"))
+
+
+def segment_files(
+    model: SplitBrain,
+    arguments: list[str],
+    out: str | Path,
+    with_overlay: bool = False,
+    overwrite: bool = False,
+    precision: str = "32-true",
+    progress: bool = True,
+) -> SegmentOutcome:
+    """Segment every image the arguments name into ``out`` as NAME.png (and NAME-overlay.png
+    with ``with_overlay``), keeping a folder's tree; an ``out`` holding earlier results is
+    kept and a folder beside it used (``--overwrite`` replaces them)."""
+    if model.config.segmenter is None:
+        raise ValueError("this network has no segmenter; splitbrain segment trains one")
+    start = time.perf_counter()
+    asked = Path(out)
+    items = find_inputs(arguments, outside=[asked])
+
+    def holds(folder: Path) -> bool:
+        return any(t.exists() for t in output_paths(items, folder, ".png", "mask").values())
+
+    out = keep_earlier(asked, overwrite, holds, "segmentation of these inputs")
+    targets = output_paths(items, out, ".png", "mask")
+    palette = palette_of(model)
+    outcome = SegmentOutcome(out=out, inputs=len(items))
+    with track(total=len(items), desc="segmenting", unit="img", enabled=progress) as bar:
+        for item in items:
+            try:
+                if item.problem:
+                    raise BadImage(str(item.path), item.problem)
+                rgb, _ = decode_file(str(item.path))
+                mask = segment_photo(model, rgb, precision=precision)
+                picture = Image.fromarray(mask, "P")
+                picture.putpalette(palette.reshape(-1).tolist())
+                target = targets[item]
+                _write_png(target, picture)
+                outcome.written.append(target)
+                if with_overlay:
+                    blended = overlay(rgb, colour_mask(mask, palette))
+                    _write_png(
+                        target.with_name(f"{target.stem}-overlay.png"), Image.fromarray(blended)
+                    )
+            except BadImage as bad:
+                log.warning(
+                    "skipping %s: %s%s",
+                    bad.path,
+                    bad.reason,
+                    f" ({bad.detail})" if bad.detail else "",
+                )
+                outcome.skipped[bad.reason] += 1
+            except OSError as error:
+                log.warning(
+                    "skipping %s: unwritable output (%s)", item.path, error.strerror or error
+                )
+                outcome.skipped["unwritable output"] += 1
+            bar.update()
+    outcome.seconds = time.perf_counter() - start
+    return outcome

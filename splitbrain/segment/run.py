@@ -1,0 +1,215 @@
+"""A segmentation run: several models, one after another, in one folder, one table.
+
+The folder holds ``config.yaml`` (the settings; a resume with other recipe settings is
+refused, as in pre-training), ``run.lock`` while it runs, and per model ``models/NAME/``:
+its checkpoints while it trains, then its segmenter (``NAME.safetensors``) and scores
+(``result.json``). Running the command again skips the models done, resumes the one that was
+interrupted, and rewrites the report (``segment.{json,md,png}``, ``segment_iou.png``,
+``segment_frames.png``) after every model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from ..atomic import atomic_write
+from ..data import BadImageLog, scan_source
+from ..data.masks import MaskSource
+from ..evaluate import LabelledData, Table, open_model, write_report
+from ..models import SplitBrain
+from ..train.checkpoints import checkpoints
+from ..train.config import check_recipe
+from ..train.lock import RunLock
+from ..weights import load, save
+from .pictures import iou_picture, predictions_picture
+from .predict import segment_photo
+from .train import SegmentConfig, SegmentResult, median_frequency_weights, train_segmenter
+
+log = logging.getLogger("splitbrain.segment")
+
+#: Settings that make a different run: a folder made with other values is not resumed.
+RECIPE = (
+    "data", "test_data", "max_items", "weights", "head", "layers", "freeze_through", "resize",
+    "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+    "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
+)  # fmt: skip
+FRAMES_SHOWN = 3
+
+
+@dataclass
+class SegmentData:
+    """The training and scoring frames, scanned once: bad pairs named, counted, left out."""
+
+    train: MaskSource
+    test: MaskSource
+    train_log: BadImageLog
+    test_indices: np.ndarray
+
+    @classmethod
+    def scan(
+        cls, train: MaskSource, test: MaskSource, max_bad_fraction: float, progress: bool
+    ) -> SegmentData:
+        if train.classes != test.classes:
+            raise ValueError(f"{train.spec} and {test.spec} have different classes")
+        train_log = scan_source(train, max_bad_fraction, progress=progress)
+        test_log = scan_source(test, max_bad_fraction, progress=progress)
+        return cls(train, test, train_log, test_log.good_indices())
+
+    def photos(self) -> LabelledData:
+        """The photographs alone, for the baselines' initialisation."""
+        return LabelledData(self.train.photos(), self.test.photos(), progress=False, labelled=False)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def _frames_shown(data: SegmentData) -> list[int]:
+    indices = data.test_indices
+    picks = np.linspace(0, len(indices) - 1, min(FRAMES_SHOWN, len(indices))).round()
+    return [int(indices[int(k)]) for k in picks]
+
+
+def write_segment_report(
+    out: Path, data: SegmentData, config: SegmentConfig, settings: dict,
+    results: list[SegmentResult], weights: dict[str, Path],
+) -> dict[str, Path]:  # fmt: skip
+    """segment.{json,md,png}, per-class IoU bars and frames with every model's prediction."""
+    columns = config.columns()
+    main = columns[-1]
+    tables = [
+        Table(
+            f"{metric} (%)",
+            columns,
+            {r.name: {c: r.scores[c].summary()[metric] for c in columns} for r in results},
+        )
+        for metric in ("mIoU", "pixel acc", "class acc")
+    ]
+    classes = data.train.classes
+    per_class = Table(
+        f"IoU of each class, {main} (%)",
+        classes,
+        {r.name: dict(zip(classes, r.scores[main].iou, strict=True)) for r in results},
+    )
+    meta = {
+        "command": "segment",
+        "settings": settings,
+        "models": [{**r.to_dict(), "weights": str(weights[r.name])} for r in results],
+    }
+    paths = write_report(
+        out, "segment", "Semantic segmentation", [*tables, per_class], meta, tables[:1]
+    )
+    ious = {r.name: r.scores[main].iou for r in results}
+    paths["iou"] = iou_picture(
+        ious, classes, out / "segment_iou.png", f"IoU per class on {data.test.spec} ({main})"
+    )
+    shown = _frames_shown(data)
+    photos, truths = [], []
+    for i in shown:
+        frame, _, _ = data.test.load_with_note(i)
+        photos.append(frame[..., :3])
+        truths.append(frame[..., 3])
+    predictions = {}
+    for result in results:
+        model = load(weights[result.name])
+        predictions[result.name] = [segment_photo(model, p, config.resize) for p in photos]
+    paths["frames"] = predictions_picture(
+        photos, truths, predictions, data.train.palette, classes, out / "segment_frames.png"
+    )
+    return paths
+
+
+def segment_models(
+    specs: list[str],
+    data: SegmentData,
+    config: SegmentConfig,
+    out: Path,
+    settings: dict,
+    open_spec: Callable[[str, LabelledData], tuple[str, SplitBrain]] = open_model,
+    report: Callable[[dict[str, Path]], None] | None = None,
+) -> list[SegmentResult]:
+    """Train and score a segmenter on each model of ``specs`` (weights files or baselines,
+    ``NAME=SPEC``) in ``out``, resuming what an earlier run of the same command left."""
+    with RunLock(out):
+        folders = out / "models"
+        started = folders.is_dir() and any(
+            checkpoints(f / "checkpoints") or (f / "result.json").exists()
+            for f in folders.iterdir()
+        )
+        check_recipe(out, settings, started, RECIPE, ())
+        text = yaml.safe_dump(settings, sort_keys=False)
+        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
+        weights = (
+            median_frequency_weights(data.train, data.train_log.good_indices())
+            if (config.class_weights == "median-freq")
+            else None
+        )
+        if weights is not None:
+            listing = ", ".join(
+                f"{c} {w:.3f}" for c, w in zip(data.train.classes, weights.tolist(), strict=True)
+            )
+            log.info("median-frequency class weights: %s", listing)
+        results: list[SegmentResult] = []
+        saved: dict[str, Path] = {}
+        photos = data.photos()
+        for spec in specs:
+            name, model = open_spec(spec, photos)
+            folder = folders / _safe(name)
+            path = folder / f"{_safe(name)}.safetensors"
+            done = folder / "result.json"
+            if done.exists() and path.exists():
+                log.info("%s: done in an earlier run (%s)", name, done)
+                result = SegmentResult.from_dict(json.loads(done.read_text()))
+            else:
+                result = train_segmenter(
+                    model,
+                    data.train,
+                    data.train_log,
+                    data.test,
+                    data.test_indices,
+                    config,
+                    folder,
+                    name,
+                    weights,
+                )
+                provenance = {
+                    "segmented from": spec,
+                    "data": settings["data"],
+                    "segment": {
+                        "head": config.head,
+                        "resize": config.resize,
+                        "crop": config.crop,
+                        "epochs": config.epochs,
+                        "trained": _trained(config),
+                    },
+                    "classes": list(data.train.classes),
+                    "palette": data.train.palette.tolist(),
+                    "scores": result.scores[config.columns()[-1]].summary(),
+                    "splitbrain": __version__,
+                }
+                save(result.model, path, {**model.provenance, **provenance})
+                text = json.dumps(result.to_dict(), indent=1)
+                atomic_write(done, lambda tmp, text=text: Path(tmp).write_text(text))
+            results.append(result)
+            saved[result.name] = path
+            summary = result.scores[config.columns()[-1]].summary()
+            print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.items()))
+            paths = write_segment_report(out, data, config, settings, results, saved)
+            if report:
+                report(paths)
+        return results
+
+
+def _trained(config: SegmentConfig) -> str:
+    if config.head == "hypercolumn":
+        return "the head only (the trunk frozen)"
+    return f"above {config.freeze_through}" if config.freeze_through else "all layers"

@@ -1,0 +1,378 @@
+"""Training and scoring a segmentation head on a pre-trained network, resumable like
+pre-training: the same deterministic sample stream, rolling atomic checkpoints, stop signals
+that checkpoint the step reached, and a recipe guard (``run.py`` holds the folder).
+
+Training crops: each frame's shorter side drawn from ``resize..resize_max`` (random scale), a
+random ``crop`` square, mirrored half the time; the mask follows by nearest pixel. Loss: pixel
+cross-entropy, ``IGNORE`` pixels left out, optionally weighted by median frequency (SegNet).
+Scoring: every frame whole, its shorter side at ``resize``, the logits upsampled bilinearly to
+the mask's own size, one confusion matrix over the split (``metrics.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+
+from ..data import BadImageLog, ImageDataset, TrainTransform
+from ..data.masks import IGNORE, MaskSource
+from ..data.transforms import resize_frame, resized_shape
+from ..device import autocast, device_for, resolve_precision
+from ..evaluate.fitting import LR_MILESTONES, progress_callbacks, quiet_lightning, sgd_with_steps
+from ..extract import model_input
+from ..models import SplitBrain
+from ..progress import track
+from ..segmentation import build_head
+from ..train.checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
+from ..train.interrupt import StopOnSignal
+from ..train.stream import StreamLoader
+from ..train.task import AtomicCheckpointIO
+from .metrics import SegmentationScores, confusion_matrix
+
+log = logging.getLogger("splitbrain.segment")
+
+HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+CLASS_WEIGHTS = ("median-freq", "none")
+
+
+@dataclass
+class SegmentConfig:
+    """Settings of one segmentation training; the defaults suit CamVid at 240x180 on a CPU."""
+
+    head: str = "hypercolumn"  # or fcn32s
+    layers: tuple[str, ...] = HYPERCOLUMN_LAYERS  # hypercolumn: its layers (each also alone)
+    freeze_through: str | None = None  # fcn32s: this layer and those below stay frozen
+    resize: int = 180  # shorter side of training and scoring frames (CamVid: 240x180)
+    resize_max: int | None = None  # random scale up to this (default 1.5 x resize)
+    crop: int = 160
+    epochs: float = 20
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[float, ...] = LR_MILESTONES
+    lr_gamma: float = 0.1
+    class_weights: str = "median-freq"
+    workers: int = 2
+    accelerator: str = "auto"
+    precision: str | None = None  # the trunk's; None: bf16-mixed where native, else 32-true
+    seed: int = 0
+    checkpoint_every: int = 100
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.resize_max is None:
+            self.resize_max = round(1.5 * self.resize)
+        if not 0 < self.crop <= self.resize <= self.resize_max:
+            raise ValueError(
+                f"need crop <= resize <= resize_max, got {self.crop}, {self.resize}, "
+                f"{self.resize_max}"
+            )
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"class weights: choose from {', '.join(CLASS_WEIGHTS)}")
+
+    def columns(self) -> list[str]:
+        """The heads trained side by side, one column of the report each."""
+        if self.head == "fcn32s":
+            return ["fcn32s"]
+        single = list(self.layers) if len(self.layers) > 1 else []
+        return [*single, "hypercolumn"]
+
+    def head_layers(self, column: str) -> tuple[str, ...]:
+        if column == "fcn32s":
+            return ("fc7",)
+        return tuple(self.layers) if column == "hypercolumn" else (column,)
+
+    def total_steps(self, items: int) -> int:
+        return max(1, math.ceil(self.epochs * items / self.batch_size))
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["layers"], data["lr_milestones"] = list(self.layers), list(self.lr_milestones)
+        return data
+
+
+@dataclass
+class SegmentResult:
+    """Scores per column (a head), on the scoring split."""
+
+    name: str
+    scores: dict[str, SegmentationScores]
+    train_items: int = 0
+    test_items: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    images_per_second: float = 0.0
+    model: SplitBrain | None = None  # the trunk with the main head, ready to save
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "scores": {k: dataclasses.asdict(v) for k, v in self.scores.items()},
+            "train_items": self.train_items,
+            "test_items": self.test_items,
+            "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "images_per_second": round(self.images_per_second, 2),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SegmentResult:
+        scores = {k: SegmentationScores(**v) for k, v in data["scores"].items()}
+        return cls(
+            data["name"], scores, data["train_items"], data["test_items"], data["seconds"],
+            data["images_per_second"],
+        )  # fmt: skip
+
+
+def median_frequency_weights(source: MaskSource, indices: np.ndarray) -> Tensor:
+    """SegNet's class weights: median(f) / f_c, where f_c is class c's pixels over the pixels
+    of the frames in which c appears (Eigen & Fergus 2015); 0 for a class never seen."""
+    classes = source.num_classes
+    pixels = torch.zeros(classes, dtype=torch.float64)
+    present_in = torch.zeros(classes, dtype=torch.float64)
+    for i in indices:
+        mask = torch.from_numpy(source.read_mask(int(i)))
+        counts = torch.bincount(mask.reshape(-1).long(), minlength=256)[:classes].double()
+        labelled = float((mask != IGNORE).sum())
+        pixels += counts
+        present_in += (counts > 0).double() * labelled
+    frequency = torch.where(present_in > 0, pixels / present_in.clamp(min=1), torch.nan)
+    weights = frequency.nanmedian() / frequency
+    return torch.nan_to_num(weights, nan=0.0).float()
+
+
+def trainable_split(
+    model: SplitBrain, top: str, freeze_through: str | None
+) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(frozen, trained) layer modules of every tower up to ``top``: those up to
+    ``freeze_through`` get no gradient (and stay in eval mode), the rest train."""
+    names = model.layer_names
+    for layer in filter(None, (top, freeze_through)):
+        if layer not in names:
+            raise ValueError(f"the model has no layer {layer} (it has {', '.join(names)})")
+    if freeze_through and names.index(freeze_through) > names.index(top):
+        raise ValueError(f"cannot freeze through {freeze_through}, above {top}")
+    used = names[: names.index(top) + 1]
+    frozen_names = used[: names.index(freeze_through) + 1] if freeze_through else []
+    towers = [e.tower.layers for e in model.encoders]
+    model.requires_grad_(False)
+    frozen = [t[n] for t in towers for n in frozen_names]
+    trained = [t[n] for t in towers for n in used if n not in frozen_names]
+    for module in trained:
+        module.requires_grad_(True)
+    return frozen, trained
+
+
+class SegmentTask(L.LightningModule):
+    """Heads (one per column) on one trunk forward: the trunk frozen (hypercolumn) or trained
+    above ``freeze_through`` (fcn32s)."""
+
+    def __init__(
+        self, model: SplitBrain, config: SegmentConfig, classes: int, weights: Tensor | None,
+        total_steps: int,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+        self.config = config
+        self.total_steps = total_steps
+        self.layers = sorted(
+            {n for c in config.columns() for n in config.head_layers(c)},
+            key=model.layer_names.index,
+        )
+        self.heads = nn.ModuleDict()
+        for column in config.columns():
+            used = config.head_layers(column)
+            channels = [model.layer_channels(n) for n in used]
+            self.heads[column] = build_head(config.head, channels, classes, model.stride(used[-1]))
+        top = self.layers[-1]
+        freeze = top if config.head == "hypercolumn" else config.freeze_through
+        self.frozen, self.trained = trainable_split(model, top, freeze)
+        self.register_buffer("weights", weights if weights is not None else torch.ones(classes))
+
+    def train(self, mode: bool = True) -> SegmentTask:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        if not self.trained:
+            self.model.eval()
+        return self
+
+    def on_train_start(self) -> None:
+        self.train()
+
+    def logits(self, images: Tensor) -> dict[str, Tensor]:
+        """uint8 RGB (N,3,H,W) -> each column's logits (N, classes, H, W)."""
+        raw, valid = model_input(self.model, images)
+        features = self.model.features(raw, self.layers, valid, grad=bool(self.trained))
+        size = images.shape[-2:]
+        return {
+            column: head([features[n] for n in self.config.head_layers(column)], size)
+            for column, head in self.heads.items()
+        }
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int):
+        frames, _ = batch
+        if frames.shape[0] == 0:
+            return None
+        images, masks = frames[:, :3], frames[:, 3].long()
+        losses = [
+            F.cross_entropy(logits.float(), masks, self.weights, ignore_index=IGNORE)
+            for logits in self.logits(images).values()
+        ]
+        loss = torch.stack(losses).sum()
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimiser, schedule = sgd_with_steps(params, self.config, self.total_steps)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def scoring_frame(frame: np.ndarray, resize: int) -> tuple[Tensor, Tensor]:
+    """An (H, W, 4) frame -> (uint8 RGB (3, h, w) with the shorter side at ``resize``, the
+    full-size mask (H, W))."""
+    chw = torch.from_numpy(frame).permute(2, 0, 1)
+    size = resized_shape(*chw.shape[-2:], resize, 1)
+    return resize_frame(chw[:3], size), chw[3]
+
+
+@torch.no_grad()
+def score(
+    task: SegmentTask, source: MaskSource, indices: np.ndarray, resize: int,
+    device: torch.device, precision: str, batch_size: int = 8, progress: bool = True,
+) -> dict[str, SegmentationScores]:  # fmt: skip
+    """Each column's scores over the frames ``indices`` of ``source`` (see the module)."""
+    classes = source.num_classes
+    confusion = {c: torch.zeros(classes, classes, dtype=torch.int64) for c in task.heads}
+    task.to(device).eval()
+    pending: list[tuple[Tensor, Tensor]] = []
+
+    def flush() -> None:
+        images = torch.stack([image for image, _ in pending]).to(device)
+        with autocast(device, precision):
+            outputs = task.logits(images)
+        for column, logits in outputs.items():
+            for k, (_, mask) in enumerate(pending):
+                full = F.interpolate(
+                    logits[k : k + 1].float(), mask.shape, mode="bilinear", align_corners=False
+                )
+                confusion[column] += confusion_matrix(full.argmax(1).cpu(), mask, classes)
+        pending.clear()
+
+    for i in track(indices, desc="scoring", unit="frame", enabled=progress):
+        frame, _, _ = source.load_with_note(int(i))
+        image, mask = scoring_frame(frame, resize)
+        if pending and pending[0][0].shape != image.shape:
+            flush()
+        pending.append((image, mask))
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    return {c: SegmentationScores.from_confusion(m) for c, m in confusion.items()}
+
+
+def with_segmenter(task: SegmentTask, classes: list[str]) -> SplitBrain:
+    """The trunk and the main head (the last column) as one ``SplitBrain`` that ``sb.load``
+    rebuilds and whose ``segment`` gives that head's logits."""
+    column = task.config.columns()[-1]
+    kind_layers = (task.config.head, task.config.head_layers(column), tuple(classes))
+    model = task.model
+    segmenter = SplitBrain(dataclasses.replace(model.config, segmenter=kind_layers))
+    segmenter.load_state_dict(model.state_dict(), strict=False)
+    segmenter.segmenter.load_state_dict(task.heads[column].state_dict())
+    segmenter.provenance = dict(model.provenance)
+    return segmenter.eval()
+
+
+def train_segmenter(
+    model: SplitBrain,
+    train: MaskSource,
+    train_log: BadImageLog,
+    test: MaskSource,
+    test_indices: np.ndarray,
+    config: SegmentConfig,
+    folder: Path,
+    name: str = "model",
+    weights: Tensor | None = None,
+) -> SegmentResult:
+    """Train ``config``'s heads on ``model`` (in place) with ``train``'s good frames, resuming
+    from ``folder/checkpoints``, and score them on ``test``; raises ``Interrupted`` when a
+    stop signal ended the training (its checkpoint written)."""
+    if model.split.space.data != "images":
+        raise ValueError(
+            f"{name}: segmentation reads photographs; this network reads {model.split.space.data}"
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    transform = TrainTransform(
+        config.resize, config.crop, resize_max=config.resize_max, nearest=slice(3, 4)
+    )
+    dataset = ImageDataset(train, transform, log=train_log, min_side=1, reduced_decode=False)
+    total_steps = config.total_steps(len(dataset))
+    task = SegmentTask(model, config, train.num_classes, weights, total_steps)
+    device = device_for(config.accelerator, "--accelerator")
+    precision, _ = resolve_precision(config.precision, device)
+    checkpoints = RollingCheckpoints(folder / "checkpoints", config.checkpoint_every)
+    resume = resumable_checkpoint(folder / "checkpoints")
+    with StopOnSignal(checkpoints) as stop:
+        trainer = L.Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=1,
+            precision=precision,
+            max_steps=total_steps,
+            max_epochs=-1,
+            logger=TensorBoardLogger(folder, name="tensorboard", version=""),
+            log_every_n_steps=min(10, total_steps),
+            callbacks=[checkpoints, stop, *progress_callbacks(config.progress, steps=True)],
+            plugins=[AtomicCheckpointIO()],
+            enable_checkpointing=False,
+            enable_progress_bar=config.progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            use_distributed_sampler=False,
+        )
+        if resume:
+            log.info(
+                "%s: resuming from %s (step %d of %d)",
+                name,
+                resume,
+                checkpoint_step(resume),
+                total_steps,
+            )
+        loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
+        start = time.perf_counter()
+        first_step = checkpoint_step(resume) if resume else 0
+        with quiet_lightning():
+            trainer.fit(task, datamodule=loader, ckpt_path=resume)
+        seconds = {"train": time.perf_counter() - start}
+        if stop.step is not None:
+            raise stop.interrupted(total_steps, False)
+    rate = (total_steps - first_step) * config.batch_size / max(seconds["train"], 1e-9)
+    start = time.perf_counter()
+    scores = score(
+        task,
+        test,
+        test_indices,
+        config.resize,
+        device,
+        precision,
+        config.batch_size,
+        config.progress,
+    )
+    seconds["test"] = time.perf_counter() - start
+    return SegmentResult(
+        name, scores, len(dataset), len(test_indices), seconds, rate,
+        with_segmenter(task.cpu(), train.classes),
+    )  # fmt: skip
