@@ -178,3 +178,23 @@ def test_parallel_scan_agrees_with_serial(messy_folder, monkeypatch):
     parallel = scan_source(src, max_bad_fraction=1, min_side=8, workers=2, progress=False)
     assert parallel.summary() == serial.summary()
     assert parallel.bad_indices().tolist() == serial.bad_indices().tolist()
+
+
+def test_scan_workers_drop_the_runs_stop_handler(messy_folder):
+    """A run's stop handler is installed before its data is scanned, and forked scan workers
+    inherit it: when the pool ended a worker with SIGTERM while it waited for a task, the
+    worker raised "interrupted before training started" and printed a traceback into the
+    run's log. Workers now take SIGTERM's default (a quiet end) and leave Ctrl-C to the run."""
+    import signal
+
+    def stop(signum, frame):
+        raise AssertionError("the run's handler")
+
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        scan_module._init_worker(open_source(f"folder:{messy_folder}"))  # as a forked worker
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

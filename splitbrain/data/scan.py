@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 
 from ..progress import track
@@ -41,8 +42,13 @@ def outcome(source: ImageSource, i: int, min_side: int) -> tuple[str | None, str
 
 
 def _init_worker(source: ImageSource) -> None:
+    """A scan worker's start: the parent's signal handlers are not its own (a run's stop
+    handler, inherited by fork, would print a traceback when the pool ends its workers with
+    SIGTERM); a terminal's Ctrl-C is the parent's to handle."""
     global _worker_source
     _worker_source = source
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check(source: ImageSource, indices: range, min_side: int) -> list[tuple[int, str | None, str]]:
