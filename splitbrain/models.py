@@ -323,7 +323,8 @@ class SplitBrain(nn.Module):
         if config.segmenter is not None:
             kind, layers, classes = config.segmenter
             channels = [self.layer_channels(layer) for layer in layers]
-            self.segmenter = build_head(kind, channels, len(classes), self.stride(layers[-1]))
+            strides = [self.stride(layer) for layer in layers]
+            self.segmenter = build_head(kind, channels, len(classes), strides)
         self.eval()  # safe to read features from at once; training switches to train mode
 
     def quantizer(self, spec: str) -> GridQuantizer:
@@ -403,15 +404,15 @@ class SplitBrain(nn.Module):
         with torch.no_grad():
             return self.classifier(self.features(raw, layer, valid)[layer].mean((2, 3)))
 
-    def segment(self, raw: Tensor, valid: Tensor | None = None, grad: bool = False) -> Tensor:
+    @torch.no_grad()
+    def segment(self, raw: Tensor, valid: Tensor | None = None) -> Tensor:
         """Class logits (N, classes, H, W) of every pixel, from a network with a segmenter
-        (``splitbrain segment``); without gradients unless ``grad`` (training)."""
+        (``splitbrain segment`` trains one)."""
         if self.config.segmenter is None:
             raise ValueError("this network has no segmenter; splitbrain segment gives one")
         layers = list(self.config.segmenter[1])
-        with nullcontext() if grad else torch.no_grad():
-            features = self.features(raw, layers, valid, grad=grad)
-            return self.segmenter([features[n] for n in layers], raw.shape[-2:])
+        features = self.features(raw, layers, valid)
+        return self.segmenter([features[n] for n in layers], raw.shape[-2:])
 
     def stride(self, layer: str) -> int:
         """How many input pixels one step of ``layer``'s grid spans (16 at fc7 of ``paper``)."""

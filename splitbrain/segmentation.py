@@ -11,8 +11,12 @@ Segmentation", CVPR 2015).
 * ``fcn32s``: FCN-32s. fc6 and fc7 already are convolutions here (the paper trains fully
   convolutionally); a 1x1 score layer on fc7, initialised to zero as in FCN, and a learnt
   transposed convolution initialised to bilinear upsampling by the trunk's stride (16 for the
-  paper preset, whose pool5 keeps the resolution of conv5; 4 for ``small``), then resized to the
-  exact input size (the conv arithmetic leaves it a few pixels off).
+  paper preset, whose pool5 keeps the resolution of conv5; 4 for ``small``), cut to the input
+  size at the offset that puts each cell on its pixel, as FCN's crop layer does.
+
+Both heads place a layer's cell n on input pixel stride x n (where the presets' padded
+convolutions centre it) and never rescale a map to fit: scores at the training crops' size and
+at the scoring frames' size line up alike.
 
     model = sb.load("seg.safetensors")          # a network with a segmenter (segment writes it)
     logits = model.segment(rgb)                 # (N, classes, H, W) for float RGB (N,3,H,W)
@@ -25,11 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 HEADS = ("hypercolumn", "fcn32s")
+HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+#: The shorter side of frames a segmenter trains and predicts at (CamVid's 480x360 at 240x180).
+DEFAULT_RESIZE = 180
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:
     """(channels, channels, size, size): the transposed convolution that upsamples each
-    channel bilinearly by ``size // 2`` (FCN's initialisation)."""
+    channel bilinearly (FCN's initialisation); an odd ``size`` 2s - 1 interpolates exactly
+    between cells s pixels apart."""
     factor = (size + 1) // 2
     centre = factor - 1 if size % 2 == 1 else factor - 0.5
     ramp = 1 - (torch.arange(size, dtype=torch.float32) - centre).abs() / factor
@@ -38,11 +46,32 @@ def bilinear_kernel(channels: int, size: int) -> Tensor:
     return weight
 
 
-class HypercolumnHead(nn.Module):
-    """Per-pixel linear classifier on the hypercolumn of ``channels`` (one entry per layer)."""
+def fit(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """``x`` cut or extended (repeating its last row and column) to ``size``, from the top
+    left: its first pixel stays the input's first."""
+    height, width = size
+    x = x[..., :height, :width]
+    short = (0, width - x.shape[-1], 0, height - x.shape[-2])
+    return F.pad(x, short, mode="replicate") if any(short) else x
 
-    def __init__(self, channels: list[int], classes: int) -> None:
+
+def upsample(x: Tensor, stride: int, size: tuple[int, int]) -> Tensor:
+    """A layer's map -> the pixel grid, bilinearly, with cell n on pixel ``stride`` x n, where
+    the padded convolutions of the ``paper`` and ``small`` presets centre it."""
+    h, w = x.shape[-2:]
+    if stride > 1:
+        grid = ((h - 1) * stride + 1, (w - 1) * stride + 1)
+        x = F.interpolate(x, grid, mode="bilinear", align_corners=True)
+    return fit(x, size)
+
+
+class HypercolumnHead(nn.Module):
+    """Per-pixel linear classifier on the hypercolumn of layers of ``channels`` channels and
+    ``strides`` pixels per cell."""
+
+    def __init__(self, channels: list[int], classes: int, strides: list[int]) -> None:
         super().__init__()
+        self.strides = strides
         self.norms = nn.ModuleList(nn.BatchNorm2d(c, affine=False) for c in channels)
         self.scores = nn.ModuleList(
             nn.Conv2d(c, classes, 1, bias=k == 0) for k, c in enumerate(channels)
@@ -50,44 +79,42 @@ class HypercolumnHead(nn.Module):
 
     def forward(self, features: list[Tensor], size: tuple[int, int]) -> Tensor:
         total = None
-        for x, norm, score in zip(features, self.norms, self.scores, strict=True):
-            logits = F.interpolate(
-                score(norm(x.float())), size, mode="bilinear", align_corners=False
-            )
+        parts = zip(features, self.norms, self.scores, self.strides, strict=True)
+        for x, norm, score, stride in parts:
+            logits = upsample(score(norm(x.float())), stride, size)
             total = logits if total is None else total + logits
         return total
 
 
 class FCN32sHead(nn.Module):
-    """FCN-32s: a 1x1 score layer on the top layer and a transposed convolution by its stride."""
+    """FCN-32s: a 1x1 score layer on the top layer and a transposed convolution by its
+    stride, whose output is cut so that cell n lands on pixel stride x n."""
 
-    def __init__(self, channels: list[int], classes: int, stride: int) -> None:
+    def __init__(self, channels: list[int], classes: int, strides: list[int]) -> None:
         super().__init__()
         if len(channels) != 1:
             raise ValueError(f"fcn32s reads one layer, got {len(channels)}")
         self.score = nn.Conv2d(channels[0], classes, 1)
         nn.init.zeros_(self.score.weight)
         nn.init.zeros_(self.score.bias)
-        self.stride = stride
-        if stride > 1:
-            self.upsample = nn.ConvTranspose2d(
-                classes, classes, 2 * stride, stride, stride // 2, bias=False
-            )
-            self.upsample.weight.data.copy_(bilinear_kernel(classes, 2 * stride))
+        self.stride = strides[0]
+        if self.stride > 1:
+            size = 2 * self.stride - 1
+            self.upsample = nn.ConvTranspose2d(classes, classes, size, self.stride, bias=False)
+            self.upsample.weight.data.copy_(bilinear_kernel(classes, size))
 
     def forward(self, features: list[Tensor], size: tuple[int, int]) -> Tensor:
         logits = self.score(features[0])
-        if self.stride > 1:
-            logits = self.upsample(logits)
-        if tuple(logits.shape[-2:]) != tuple(size):
-            logits = F.interpolate(logits, size, mode="bilinear", align_corners=False)
-        return logits
+        if self.stride > 1:  # the kernel's centre, stride - 1 pixels in, is cell 0's pixel
+            offset = self.stride - 1
+            logits = self.upsample(logits)[..., offset:, offset:]
+        return fit(logits, size)
 
 
-def build_head(kind: str, channels: list[int], classes: int, stride: int) -> nn.Module:
-    """The segmentation head ``kind`` (``HEADS``) for layers of ``channels`` at ``stride``."""
+def build_head(kind: str, channels: list[int], classes: int, strides: list[int]) -> nn.Module:
+    """The segmentation head ``kind`` (``HEADS``) for layers of ``channels`` at ``strides``."""
     if kind == "hypercolumn":
-        return HypercolumnHead(channels, classes)
+        return HypercolumnHead(channels, classes, strides)
     if kind == "fcn32s":
-        return FCN32sHead(channels, classes, stride)
+        return FCN32sHead(channels, classes, strides)
     raise ValueError(f"unknown segmentation head {kind!r}; choose from {', '.join(HEADS)}")

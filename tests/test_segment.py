@@ -24,7 +24,7 @@ from splitbrain.segment import (
     segment_photo,
     train_segmenter,
 )
-from splitbrain.segmentation import bilinear_kernel
+from splitbrain.segmentation import FCN32sHead, bilinear_kernel, upsample
 
 CAMVID = SHARED_DATA / "camvid"
 needs_camvid = pytest.mark.skipif(not CAMVID.is_dir(), reason=f"needs CamVid at {CAMVID}")
@@ -63,6 +63,21 @@ def test_bilinear_kernel_upsamples_a_constant_to_a_constant():
     assert out.shape[-2:] == (20, 20)
     torch.testing.assert_close(out[..., 4:-4, 4:-4], torch.ones(1, 2, 12, 12))
     assert float(up(torch.tensor([[[[1.0]], [[0.0]]]]))[0, 1].abs().max()) == 0  # per channel
+
+
+def test_both_heads_put_a_cell_on_its_pixel_at_any_size():
+    """Cell n of a stride-4 map is pixel 4n, in a 20 px crop and a 23 px frame alike."""
+    cell = torch.zeros(1, 1, 6, 6)
+    cell[0, 0, 2, 3] = 1.0
+    fcn = FCN32sHead([1], 1, [4])
+    with torch.no_grad():
+        fcn.score.weight.fill_(1.0)
+    for size in ((20, 20), (23, 21)):
+        for out in (upsample(cell, 4, size), fcn([cell], size).detach()):
+            assert out.shape[-2:] == size
+            assert divmod(int(out.flatten().argmax()), size[1]) == (8, 12)
+            assert float(out.max()) == pytest.approx(1.0)
+            assert float(out[0, 0, 8, 14]) == pytest.approx(0.5)  # halfway to the next cell
 
 
 # ------------------------------------------------------------------------------- readers
@@ -152,6 +167,23 @@ def test_generic_masks_take_class_names_from_classes_txt_or_the_values(tmp_path,
         open_masks(f"masks:{tmp_path}")
     with pytest.raises(DatasetError, match="segmentation data is camvid:DIR"):
         open_masks(f"folder:{tmp_path}")
+
+
+def test_generic_masks_share_one_class_list_and_read_binary_masks(tmp_path):
+    for split, classes in (("train", 3), ("val", 2)):  # val lacks class 2
+        _write_masks_folder(tmp_path / "split" / split, n=2, classes=classes, names=False)
+    train, val = (open_masks(f"masks:{tmp_path / 'split'}", s) for s in ("train", "val"))
+    assert train.classes == val.classes == ["0", "1", "2"]
+    root = tmp_path / "binary"
+    _write_masks_folder(root, n=2, classes=2)
+    for mask in (root / "masks").iterdir():
+        Image.fromarray(np.asarray(Image.open(mask)) > 0).save(mask)  # mode "1"
+    assert Image.open(root / "masks" / "p0.png").mode == "1"
+    assert set(np.unique(open_masks(f"masks:{root}")[0][..., 3])) == {0, 1}
+    (tmp_path / "nomasks" / "images").mkdir(parents=True)
+    Image.fromarray(_photos(1)[0]).save(tmp_path / "nomasks" / "images" / "a.png")
+    with pytest.raises(DatasetError, match="no image of split 'train' has a mask"):
+        open_masks(f"masks:{tmp_path / 'nomasks'}")
 
 
 def test_bad_pairs_are_named_skipped_and_counted(tmp_path, caplog):
@@ -264,9 +296,11 @@ def test_segment_command_end_to_end_on_camvid_frames_then_predict(tmp_path, caps
     assert model.config.segmenter[0] == "hypercolumn" and model.config.segmenter[2][0] == "Sky"
     assert model.provenance["segment"]["resize"] == 60
     assert main(["info", str(segmenter)]) == 0
-    assert "segment: {'head': 'hypercolumn'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "segment: {'head': 'hypercolumn'" in printed and "trunk: {" in printed
+    assert not (out / "models" / "sb" / "checkpoints").exists()  # the result is kept instead
     # run again: both models are done, the finished folder is kept and a new one made
-    assert main([*argv[:-1], str(out)]) == 0
+    assert main(argv) == 0
     assert (tmp_path / "seg-2" / "segment.json").exists()
     # --predict: full size, palette PNGs, bad files named and counted, inputs kept
     photos = tmp_path / "photos"
@@ -299,3 +333,51 @@ def test_segment_refuses_what_cannot_work(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["segment", *argv])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path, capsys):
+    """A run whose second model was interrupted: the same command skips the first model and
+    finishes the second; another recipe in that folder is refused; --overwrite starts again."""
+    import signal
+
+    from splitbrain.errors import Interrupted
+    from splitbrain.segment import run as run_module
+
+    _planted(tmp_path / "planted", n=16)
+    out = tmp_path / "seg"
+    argv = ["segment", "--weights", "a=gaussian:small:0.125", "b=gaussian:small:0.25",
+            "--data", f"masks:{tmp_path / 'planted'}", "--resize", "48", "--crop", "48",
+            "--epochs", "1", "--batch-size", "4", "--workers", "0", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    trained = []
+    real = run_module.train_segmenter
+
+    def interrupted_at_b(model, *args, **kwargs):
+        name = args[6] if len(args) > 6 else kwargs["name"]
+        trained.append(name)
+        if name == "b" and len(trained) == 2:
+            raise Interrupted(signal.SIGTERM, "at step 1 of 4")
+        return real(model, *args, **kwargs)
+
+    run_module.train_segmenter = interrupted_at_b
+    try:
+        assert main(argv) == 128 + signal.SIGTERM  # as an interrupted run ends
+        assert (out / "models" / "a" / "result.json").exists()
+        assert not (out / "models" / "b" / "result.json").exists()
+        assert main(argv) == 0  # resumed in the same folder
+    finally:
+        run_module.train_segmenter = real
+    assert trained == ["a", "b", "b"]  # a was not trained again
+    assert not (tmp_path / "seg-2").exists()
+    report = json.loads((out / "segment.json").read_text())
+    assert [m["name"] for m in report["models"]] == ["a", "b"]
+    (out / "models" / "b" / "result.json").unlink()  # as if b had stopped after a checkpoint
+    (out / "models" / "b" / "checkpoints").mkdir()
+    (out / "models" / "b" / "checkpoints" / "step-00000001.ckpt").write_bytes(b"x")
+    capsys.readouterr()
+    assert main([*argv, "--lr", "0.02"]) == 1
+    assert "holds a run made with other settings (--lr 0.01 there, 0.02 now)" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--lr", "0.02", "--overwrite"]) == 0
+    assert json.loads((out / "segment.json").read_text())["settings"]["lr"] == 0.02

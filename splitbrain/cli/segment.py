@@ -4,12 +4,10 @@ baselines (one table), or, with ``--predict``, segment photographs with a saved 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from pathlib import Path
 
 from ..models import CONV_LAYERS, FC_LAYERS
-from ..segmentation import HEADS
+from ..segmentation import DEFAULT_RESIZE, HEADS, HYPERCOLUMN_LAYERS
 from .common import UsageError, add_precision_argument, examples, positive, precision
 from .evaluation import add_preset_argument, check_weights, match_baselines, parse_layers
 
@@ -56,16 +54,17 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     p.add_argument("--test-split", default="val", choices=["val", "test"], help="the split scored")
     p.add_argument("--head", choices=HEADS, default="hypercolumn", help="the segmentation head")
     p.add_argument(
-        "--layers", default="conv1,conv2,conv3,conv4,conv5",
-        help="hypercolumn: its layers, each also scored alone",
+        "--layers", default=",".join(HYPERCOLUMN_LAYERS),
+        help="hypercolumn: its layers, each also scored alone (all: conv1..conv5)",
     )  # fmt: skip
     p.add_argument(
         "--freeze-through", choices=LAYERS,
         help="fcn32s: freeze this layer and all below it (default: train everything)",
     )  # fmt: skip
     p.add_argument(
-        "--resize", type=positive(int), default=180,
-        help="shorter side of frames in training and scoring (CamVid 480x360 -> 240x180)",
+        "--resize", type=positive(int),
+        help=f"shorter side of frames in training and scoring (default {DEFAULT_RESIZE}: "
+        "CamVid's 480x360 at 240x180); --predict: the one the segmenter records",
     )  # fmt: skip
     p.add_argument(
         "--resize-max", type=positive(int),
@@ -126,7 +125,7 @@ def _predict(args: argparse.Namespace) -> int:
     if model.config.segmenter is None:
         raise UsageError(f"{args.weights[0]} has no segmenter; splitbrain segment trains one")
     outcome = segment_files(
-        model, args.inputs, args.out, args.overlay, args.overwrite,
+        model, args.inputs, args.out, args.resize, args.overlay, args.overwrite,
         precision(args, args.accelerator, "--accelerator"), not args.no_progress,
     )  # fmt: skip
     print(outcome.summary())
@@ -135,39 +134,30 @@ def _predict(args: argparse.Namespace) -> int:
     return 0 if outcome.written or not outcome.inputs else 1
 
 
-def _finished(folder: Path) -> bool:
-    """Whether ``folder`` holds a segmentation run that scored all its models."""
-    report, config = folder / "segment.json", folder / "config.yaml"
-    if not (report.exists() and config.exists()):
-        return False
-    import yaml
-
-    asked = yaml.safe_load(config.read_text()).get("weights", [])
-    return len(json.loads(report.read_text())["models"]) >= len(asked)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.predict:
         return _predict(args)
     from ..data import open_masks
     from ..outputs import keep_earlier
     from ..segment import SegmentConfig, SegmentData, segment_models
+    from ..segment.run import finished
 
     if not args.data:
         raise UsageError("--data is needed to train (camvid:DIR, voc:DIR or masks:DIR)")
     if args.inputs:
         raise UsageError(f"INPUT photographs ({args.inputs[0]}) are for --predict")
-    if args.head == "fcn32s" and args.layers != "conv1,conv2,conv3,conv4,conv5":
+    layers = tuple(parse_layers(args.layers) or HYPERCOLUMN_LAYERS)  # all: conv1..conv5
+    if args.head == "fcn32s" and layers != HYPERCOLUMN_LAYERS:
         raise UsageError("--layers is for --head hypercolumn; fcn32s reads fc7")
     if args.head == "hypercolumn" and args.freeze_through:
         raise UsageError("--freeze-through is for --head fcn32s; hypercolumn freezes the trunk")
-    layers = parse_layers(args.layers)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     try:
         config = SegmentConfig(
-            head=args.head, layers=tuple(layers or CONV_LAYERS), freeze_through=args.freeze_through,
-            resize=args.resize, resize_max=args.resize_max, crop=args.crop, epochs=args.epochs,
+            head=args.head, layers=layers, freeze_through=args.freeze_through,
+            resize=args.resize or DEFAULT_RESIZE, resize_max=args.resize_max, crop=args.crop,
+            epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             class_weights=args.class_weights, workers=args.workers, accelerator=args.accelerator,
             precision=precision(args, args.accelerator, "--accelerator"), seed=args.seed,
@@ -179,19 +169,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("segment reads photographs: give networks of RGB images")
     match_baselines_for_segment(args)
     out = Path(args.out)
-    if args.overwrite:
-        for leftover in ("models", "config.yaml"):
-            target = out / leftover
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    else:
-        out = keep_earlier(out, False, _finished, "finished segmentation run")
+    if not args.overwrite:
+        out = keep_earlier(out, False, finished, "finished segmentation run")
     train = open_masks(args.data, "train").subset(args.max_items)
     test = open_masks(args.test_data or args.data, args.test_split).subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")
     data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
     settings = {
         "data": args.data, "test_data": args.test_data or f"{args.data} ({args.test_split})",
-        "max_items": args.max_items, "weights": list(args.weights), **config.to_dict(),
+        "max_items": args.max_items, "weights": list(args.weights), "preset": args.preset,
+        **config.to_dict(),
     }  # fmt: skip
     for key in ("workers", "accelerator", "progress", "checkpoint_every"):
         settings.pop(key)
@@ -203,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
     def open_spec(spec: str, photos):
         return open_model(spec, photos, args.seed, args.preset)
 
-    segment_models(args.weights, data, config, out, settings, open_spec, paths.update)
+    segment_models(
+        args.weights, data, config, out, settings, open_spec, paths.update, args.overwrite
+    )
     report_text = Path(paths["md"]).read_text().split("\n## ")[-1]
     print(report_text.strip())
     print(

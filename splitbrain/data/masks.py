@@ -82,6 +82,11 @@ class MaskSource(ImageSource):
     ) -> None:
         if not images:
             raise DatasetError(f"{fmt}:{path}: no images in split {split!r}")
+        if not any(masks):
+            raise DatasetError(
+                f"{fmt}:{path}: no image of split {split!r} has a mask (masks are found by "
+                "the image's file stem)"
+            )
         super().__init__(path, split, len(images), None, list(classes))
         self.format = fmt
         self.images, self.masks = images, masks
@@ -109,12 +114,16 @@ class MaskSource(ImageSource):
             raise BadImage(self.images[i], "no mask", f"nothing with its stem in {self.spec}")
         try:
             with Image.open(path) as image:
-                if image.mode not in ("L", "P"):
+                if image.mode not in ("1", "L", "P", "I;16", "I"):
                     detail = f"{path} is mode {image.mode}, not class indices"
                     raise BadImage(path, "bad mask value", detail)
-                mask = np.array(image)
+                values = np.array(image)
         except OSError as error:
             raise BadImage(path, "corrupt", str(error).splitlines()[0]) from None
+        if values.max(initial=0) > IGNORE:  # 16-bit masks may hold classes 0-255 only
+            detail = f"{path} holds {int(values.max())}; classes are 0-{self.num_classes - 1}"
+            raise BadImage(path, "bad mask value", detail)
+        mask = values.astype(np.uint8)
         if size is not None and mask.shape != tuple(size):
             detail = f"{path} is {mask.shape[0]}x{mask.shape[1]}, the image {size[0]}x{size[1]}"
             raise BadImage(path, "mask size differs", detail)
@@ -199,13 +208,15 @@ def _voc(root: Path, split: str) -> MaskSource:
     return MaskSource("voc", str(root), split, images, present, classes, voc_palette(len(classes)))
 
 
-def _generic_classes(root: Path, masks: list[str | None]) -> list[str]:
-    """``classes.txt`` (one name per line), else 0..the largest value found in the masks."""
+def _generic_classes(root: Path) -> list[str]:
+    """``classes.txt`` (one name per line), else 0..the largest value in the masks of every
+    split (one list for all of them: a split may lack the last class)."""
     listing = root / "classes.txt"
     if listing.is_file():
         return [line.strip() for line in listing.read_text().splitlines() if line.strip()]
     top = 0
-    for path in filter(None, masks):
+    folders = [root / "masks", *sorted(root.glob("*/masks"))]
+    for path in (str(f / n) for f in folders if f.is_dir() for n in sorted(os.listdir(f))):
         try:
             with Image.open(path) as image:
                 values = np.unique(np.asarray(image))
@@ -229,7 +240,7 @@ def _generic(root: Path, split: str) -> MaskSource:
     if folder == root and split != "train":
         log.warning("masks:%s has no split subfolders; using all of it as %r", root, split)
     images, masks = _pairs(folder / "images", folder / "masks")
-    classes = _generic_classes(root, masks)
+    classes = _generic_classes(root)
     return MaskSource("masks", str(root), split, images, masks, classes, voc_palette(len(classes)))
 
 

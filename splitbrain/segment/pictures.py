@@ -11,12 +11,12 @@ import numpy as np
 from ..atomic import atomic_write
 from ..data.masks import IGNORE
 
-#: Pixels no class covers are drawn black.
-IGNORE_COLOUR = (0, 0, 0)
+#: Pixels no class covers, in the cream of VOC's borders (black is VOC's background).
+IGNORE_COLOUR = (224, 224, 192)
 
 
 def colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 in ``palette`` (``IGNORE`` black)."""
+    """(H, W) class indices -> (H, W, 3) uint8 in ``palette`` (``IGNORE`` cream)."""
     table = np.zeros((256, 3), dtype=np.uint8)
     table[: len(palette)] = palette
     table[IGNORE] = IGNORE_COLOUR

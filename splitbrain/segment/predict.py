@@ -28,12 +28,10 @@ from ..inference.inputs import find_inputs, output_paths
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
+from ..segmentation import DEFAULT_RESIZE
 from .pictures import colour_mask, overlay
 
 log = logging.getLogger("splitbrain.segment")
-
-#: The shorter side a segmenter's photographs are seen at when its file does not say.
-DEFAULT_RESIZE = 180
 
 
 def palette_of(model: SplitBrain) -> np.ndarray:
@@ -47,7 +45,8 @@ def palette_of(model: SplitBrain) -> np.ndarray:
 def segment_photo(
     model: SplitBrain, rgb: np.ndarray, resize: int | None = None, precision: str = "32-true"
 ) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size."""
+    """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size; the
+    network sees it with its shorter side at ``resize`` (default: the one its file records)."""
     resize = resize or model.provenance.get("segment", {}).get("resize", DEFAULT_RESIZE)
     device = next(model.parameters()).device
     chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
@@ -85,13 +84,15 @@ def segment_files(
     model: SplitBrain,
     arguments: list[str],
     out: str | Path,
+    resize: int | None = None,
     with_overlay: bool = False,
     overwrite: bool = False,
     precision: str = "32-true",
     progress: bool = True,
 ) -> SegmentOutcome:
     """Segment every image the arguments name into ``out`` as NAME.png (and NAME-overlay.png
-    with ``with_overlay``), keeping a folder's tree; an ``out`` holding earlier results is
+    with ``with_overlay``), keeping a folder's tree, the network seeing each with its shorter
+    side at ``resize`` (default: the segmenter's own); an ``out`` holding earlier results is
     kept and a folder beside it used (``--overwrite`` replaces them)."""
     if model.config.segmenter is None:
         raise ValueError("this network has no segmenter; splitbrain segment trains one")
@@ -112,7 +113,7 @@ def segment_files(
                 if item.problem:
                     raise BadImage(str(item.path), item.problem)
                 rgb, _ = decode_file(str(item.path))
-                mask = segment_photo(model, rgb, precision=precision)
+                mask = segment_photo(model, rgb, resize, precision)
                 picture = Image.fromarray(mask, "P")
                 picture.putpalette(palette.reshape(-1).tolist())
                 target = targets[item]

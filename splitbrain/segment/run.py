@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from ..atomic import atomic_write
 from ..data import BadImageLog, scan_source
 from ..data.masks import MaskSource
 from ..evaluate import LabelledData, Table, open_model, write_report
+from ..evaluate.baselines import split_name
 from ..models import SplitBrain
+from ..progress import SUMMARY
 from ..train.checkpoints import checkpoints
 from ..train.config import check_recipe
 from ..train.lock import RunLock
@@ -38,8 +41,8 @@ log = logging.getLogger("splitbrain.segment")
 
 #: Settings that make a different run: a folder made with other values is not resumed.
 RECIPE = (
-    "data", "test_data", "max_items", "weights", "head", "layers", "freeze_through", "resize",
-    "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+    "data", "test_data", "max_items", "weights", "preset", "head", "layers", "freeze_through",
+    "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
     "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
 )  # fmt: skip
 FRAMES_SHOWN = 3
@@ -59,7 +62,10 @@ class SegmentData:
         cls, train: MaskSource, test: MaskSource, max_bad_fraction: float, progress: bool
     ) -> SegmentData:
         if train.classes != test.classes:
-            raise ValueError(f"{train.spec} and {test.spec} have different classes")
+            raise ValueError(
+                f"{train.spec} has classes {', '.join(train.classes)}; {test.spec} has "
+                f"{', '.join(test.classes)}: score on data with the same classes"
+            )
         train_log = scan_source(train, max_bad_fraction, progress=progress)
         test_log = scan_source(test, max_bad_fraction, progress=progress)
         return cls(train, test, train_log, test_log.good_indices())
@@ -128,6 +134,29 @@ def write_segment_report(
     return paths
 
 
+#: What an earlier run left in a folder that ``--overwrite`` starts again.
+RUN_FILES = ("models", "config.yaml", "segment.json", "segment.md", "segment.png",
+             "segment_iou.png", "segment_frames.png")  # fmt: skip
+
+
+def finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a segmentation run that scored every model it was asked for."""
+    config = folder / "config.yaml"
+    if not config.exists():
+        return False
+    names = [split_name(spec)[0] for spec in yaml.safe_load(config.read_text())["weights"]]
+    return all((folder / "models" / _safe(n) / "result.json").exists() for n in names)
+
+
+def _start_again(out: Path) -> None:
+    for name in RUN_FILES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
 def segment_models(
     specs: list[str],
     data: SegmentData,
@@ -136,10 +165,14 @@ def segment_models(
     settings: dict,
     open_spec: Callable[[str, LabelledData], tuple[str, SplitBrain]] = open_model,
     report: Callable[[dict[str, Path]], None] | None = None,
+    overwrite: bool = False,
 ) -> list[SegmentResult]:
     """Train and score a segmenter on each model of ``specs`` (weights files or baselines,
-    ``NAME=SPEC``) in ``out``, resuming what an earlier run of the same command left."""
+    ``NAME=SPEC``) in ``out``, resuming what an earlier run of the same command left
+    (``overwrite``: starting again from nothing)."""
     with RunLock(out):
+        if overwrite:
+            _start_again(out)
         folders = out / "models"
         started = folders.is_dir() and any(
             checkpoints(f / "checkpoints") or (f / "result.json").exists()
@@ -162,7 +195,7 @@ def segment_models(
         saved: dict[str, Path] = {}
         photos = data.photos()
         for spec in specs:
-            name, model = open_spec(spec, photos)
+            name = split_name(spec)[0]
             folder = folders / _safe(name)
             path = folder / f"{_safe(name)}.safetensors"
             done = folder / "result.json"
@@ -170,6 +203,7 @@ def segment_models(
                 log.info("%s: done in an earlier run (%s)", name, done)
                 result = SegmentResult.from_dict(json.loads(done.read_text()))
             else:
+                name, model = open_spec(spec, photos)
                 result = train_segmenter(
                     model,
                     data.train,
@@ -181,9 +215,10 @@ def segment_models(
                     name,
                     weights,
                 )
+                trunk = dict(model.provenance)
                 provenance = {
                     "segmented from": spec,
-                    "data": settings["data"],
+                    "data": data.train.spec,
                     "segment": {
                         "head": config.head,
                         "resize": config.resize,
@@ -195,14 +230,18 @@ def segment_models(
                     "palette": data.train.palette.tolist(),
                     "scores": result.scores[config.columns()[-1]].summary(),
                     "splitbrain": __version__,
+                    **{k: trunk[k] for k in ("geometry", "decoding") if k in trunk},
+                    "trunk": trunk,
                 }
-                save(result.model, path, {**model.provenance, **provenance})
+                save(result.model, path, provenance)
                 text = json.dumps(result.to_dict(), indent=1)
                 atomic_write(done, lambda tmp, text=text: Path(tmp).write_text(text))
+                shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the result is kept
             results.append(result)
             saved[result.name] = path
             summary = result.scores[config.columns()[-1]].summary()
-            print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.items()))
+            scores = ", ".join(f"{k} {v:.1f}" for k, v in summary.items())
+            log.info("%s: %s", name, scores, extra=SUMMARY)
             paths = write_segment_report(out, data, config, settings, results, saved)
             if report:
                 report(paths)

@@ -33,7 +33,7 @@ from ..evaluate.fitting import LR_MILESTONES, progress_callbacks, quiet_lightnin
 from ..extract import model_input
 from ..models import SplitBrain
 from ..progress import track
-from ..segmentation import build_head
+from ..segmentation import DEFAULT_RESIZE, HYPERCOLUMN_LAYERS, build_head
 from ..train.checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
 from ..train.interrupt import StopOnSignal
 from ..train.stream import StreamLoader
@@ -42,7 +42,6 @@ from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")
 
-HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 CLASS_WEIGHTS = ("median-freq", "none")
 
 
@@ -53,7 +52,7 @@ class SegmentConfig:
     head: str = "hypercolumn"  # or fcn32s
     layers: tuple[str, ...] = HYPERCOLUMN_LAYERS  # hypercolumn: its layers (each also alone)
     freeze_through: str | None = None  # fcn32s: this layer and those below stay frozen
-    resize: int = 180  # shorter side of training and scoring frames (CamVid: 240x180)
+    resize: int = DEFAULT_RESIZE  # shorter side of training and scoring frames
     resize_max: int | None = None  # random scale up to this (default 1.5 x resize)
     crop: int = 160
     epochs: float = 20
@@ -193,7 +192,8 @@ class SegmentTask(L.LightningModule):
         for column in config.columns():
             used = config.head_layers(column)
             channels = [model.layer_channels(n) for n in used]
-            self.heads[column] = build_head(config.head, channels, classes, model.stride(used[-1]))
+            strides = [model.stride(n) for n in used]
+            self.heads[column] = build_head(config.head, channels, classes, strides)
         top = self.layers[-1]
         freeze = top if config.head == "hypercolumn" else config.freeze_through
         self.frozen, self.trained = trainable_split(model, top, freeze)
@@ -225,6 +225,8 @@ class SegmentTask(L.LightningModule):
         if frames.shape[0] == 0:
             return None
         images, masks = frames[:, :3], frames[:, 3].long()
+        if not bool((masks != IGNORE).any()):  # nothing to learn from: a 0/0 loss
+            return None
         losses = [
             F.cross_entropy(logits.float(), masks, self.weights, ignore_index=IGNORE)
             for logits in self.logits(images).values()
@@ -287,10 +289,11 @@ def with_segmenter(task: SegmentTask, classes: list[str]) -> SplitBrain:
     """The trunk and the main head (the last column) as one ``SplitBrain`` that ``sb.load``
     rebuilds and whose ``segment`` gives that head's logits."""
     column = task.config.columns()[-1]
-    kind_layers = (task.config.head, task.config.head_layers(column), tuple(classes))
+    head = (task.config.head, task.config.head_layers(column), tuple(classes))
     model = task.model
-    segmenter = SplitBrain(dataclasses.replace(model.config, segmenter=kind_layers))
-    segmenter.load_state_dict(model.state_dict(), strict=False)
+    segmenter = SplitBrain(dataclasses.replace(model.config, segmenter=head))
+    missing, _ = segmenter.load_state_dict(model.state_dict(), strict=False)
+    assert all(key.startswith("segmenter.") for key in missing), missing  # the trunk is whole
     segmenter.segmenter.load_state_dict(task.heads[column].state_dict())
     segmenter.provenance = dict(model.provenance)
     return segmenter.eval()

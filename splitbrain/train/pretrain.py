@@ -35,12 +35,8 @@ from ..progress import SUMMARY
 from ..variants import UNTRAINED, build
 from ..weights import load, save
 from .callbacks import KNNProbeCallback
-from .checkpoints import (
-    RollingCheckpoints,
-    checkpoint_step,
-    resumable_checkpoint,
-)
-from .checkpoints import checkpoints as checkpoint_files
+from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
+from .checkpoints import checkpoints as checkpoint_files  # ``checkpoints`` names a callback
 from .config import TrainConfig, check_length, check_recipe
 from .data import open_training_data
 from .interrupt import StopOnSignal
