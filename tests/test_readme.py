@@ -23,7 +23,9 @@ SMALL = {
     "extract": ["--max-items", "16", *QUIET],
     "colorize": ["--no-progress"],
     "export": [],
-}
+    "segment": ["--max-items", "4", "--epochs", "1", "--batch-size", "2", "--resize", "48",
+                "--crop", "40", *QUIET],
+}  # fmt: skip
 
 
 def readme_commands() -> list[list[str]]:
@@ -49,7 +51,7 @@ def _placeholder(argument: str) -> bool:
 def test_the_readme_has_the_examples_this_test_knows():
     assert [c[0] for c in readme_commands()] == [
         "pretrain", "colorize", "extract", "export", "pretrain", "pretrain", "pretrain",
-        "probe", "knn", "finetune",
+        "probe", "knn", "finetune", "segment",
     ]  # fmt: skip
 
 
@@ -77,8 +79,9 @@ def test_every_readme_example_runs(tmp_path, monkeypatch):
         assert main([*command, *small]) == 0, command
         ran.append(command[0])
     assert ran == ["pretrain", "colorize", "extract", "export", "pretrain", "probe", "knn",
-                   "finetune"]  # fmt: skip
+                   "finetune", "segment"]  # fmt: skip
     assert (work / "runs" / "probe" / "probe.json").exists()
+    assert (work / "runs" / "segment" / "segment.json").exists()
     assert len(list((work / "coloured").iterdir())) == 2
 
 

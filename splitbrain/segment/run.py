@@ -116,7 +116,10 @@ def write_segment_report(
     )
     ious = {r.name: r.scores[main].iou for r in results}
     paths["iou"] = iou_picture(
-        ious, classes, out / "segment_iou.png", f"IoU per class on {data.test.spec} ({main})"
+        ious,
+        classes,
+        out / "segment_iou.png",
+        f"IoU per class, {data.test.format} {data.test.split} ({main})",
     )
     shown = _frames_shown(data)
     photos, truths = [], []
