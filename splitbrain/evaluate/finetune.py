@@ -80,6 +80,28 @@ def default_head_layer(model: SplitBrain) -> str:
     return "fc7" if "fc7" in model.layer_names else "conv5"
 
 
+def trainable_split(
+    model: SplitBrain, top: str, freeze_through: str | None
+) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(frozen, trained) layer modules of every tower up to ``top``, the head's input: those
+    up to ``freeze_through`` get no gradient (and are to stay in eval mode), the rest train."""
+    names = model.layer_names
+    for layer in filter(None, (top, freeze_through)):
+        if layer not in names:
+            raise ValueError(f"the model has no layer {layer} (it has {', '.join(names)})")
+    if freeze_through and names.index(freeze_through) > names.index(top):
+        raise ValueError(f"cannot freeze through {freeze_through}, above the head's input {top}")
+    used = names[: names.index(top) + 1]
+    frozen_names = used[: names.index(freeze_through) + 1] if freeze_through else []
+    towers = [e.tower.layers for e in model.encoders]
+    model.requires_grad_(False)
+    frozen = [t[n] for t in towers for n in frozen_names]
+    trained = [t[n] for t in towers for n in used if n not in frozen_names]
+    for module in trained:
+        module.requires_grad_(True)
+    return frozen, trained
+
+
 class FinetuneNet(nn.Module):
     """A model's towers up to ``head_layer``, concatenated, averaged over space, then a new
     linear layer. Layers up to ``freeze_through`` get no gradient and stay in eval mode."""
@@ -88,24 +110,9 @@ class FinetuneNet(nn.Module):
         self, model: SplitBrain, outputs: int, head_layer: str, freeze_through: str | None = None
     ) -> None:
         super().__init__()
-        names = model.layer_names
-        for layer in filter(None, (head_layer, freeze_through)):
-            if layer not in names:
-                raise ValueError(f"the model has no layer {layer} (it has {', '.join(names)})")
-        if freeze_through and names.index(freeze_through) > names.index(head_layer):
-            raise ValueError(
-                f"cannot freeze through {freeze_through}, above the head's input {head_layer}"
-            )
+        self.frozen, self.trained = trainable_split(model, head_layer, freeze_through)
         self.model = model.to(memory_format=torch.channels_last)
         self.head_layer = head_layer
-        used = names[: names.index(head_layer) + 1]
-        frozen = used[: names.index(freeze_through) + 1] if freeze_through else []
-        towers = [e.tower.layers for e in model.encoders]
-        self.frozen = [t[n] for t in towers for n in frozen]
-        self.trained = [t[n] for t in towers for n in used if n not in frozen]
-        model.requires_grad_(False)
-        for module in self.trained:
-            module.requires_grad_(True)
         channels = activation_shapes(model, PRESET_INPUT[model.config.preset])[head_layer][0]
         self.head = nn.Linear(channels, outputs)
 

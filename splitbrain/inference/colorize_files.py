@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,13 +24,12 @@ from PIL import Image
 
 from ..atomic import atomic_write
 from ..colorize import colorize_rgb, greyscale
-from ..data.badlog import count_listing
 from ..data.decode import decode_file
 from ..data.errors import BadImage
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
-from .inputs import Input, find_inputs, output_paths
+from .inputs import FilesOutcome, Input, find_inputs, output_paths
 
 log = logging.getLogger("splitbrain.inference")
 
@@ -57,22 +56,11 @@ class ColorizeSettings:
 
 
 @dataclass
-class ColorizeOutcome:
-    """What a run did: outputs written, inputs seen, reasons for the skipped ones."""
+class ColorizeOutcome(FilesOutcome):
+    """What a colorization run did, and how many megapixels it colorized."""
 
-    out: Path | None = None  # the folder written to (beside the one asked for, to keep one)
-    written: list[Path] = field(default_factory=list)
-    inputs: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    verb: ClassVar[str] = "colorized"
     megapixels: float = 0.0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        line = f"colorized {len(self.written):,} of {self.inputs:,} images"
-        if self.skipped:
-            ranked = dict(self.skipped.most_common())
-            line += f"; skipped {sum(ranked.values()):,}: {count_listing(ranked)}"
-        return line
 
 
 def _panels(original: np.ndarray, colorized: np.ndarray) -> np.ndarray:

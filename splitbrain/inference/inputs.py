@@ -4,10 +4,13 @@ the relative name its output keeps, so that a folder maps to a folder."""
 from __future__ import annotations
 
 import glob
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from ..data.badlog import count_listing
 from ..data.folder import images_under, is_image
 
 
@@ -18,6 +21,26 @@ class Input:
     path: Path
     name: Path  # relative output name, without suffix changes
     problem: str | None = None
+
+
+@dataclass
+class FilesOutcome:
+    """What a run over files did: outputs written, inputs seen, reasons for the skipped ones;
+    ``verb`` says what was done to them."""
+
+    verb: ClassVar[str] = "processed"
+    out: Path | None = None  # the folder written to (beside the one asked for, to keep one)
+    written: list[Path] = field(default_factory=list)
+    inputs: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = f"{self.verb} {len(self.written):,} of {self.inputs:,} images"
+        if self.skipped:
+            ranked = dict(self.skipped.most_common())
+            line += f"; skipped {sum(ranked.values()):,}: {count_listing(ranked)}"
+        return line
 
 
 def _fixed_prefix(pattern: Path) -> Path:

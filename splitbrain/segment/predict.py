@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -18,13 +17,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..atomic import atomic_write
-from ..data.badlog import count_listing
 from ..data.decode import decode_file
 from ..data.errors import BadImage
 from ..data.masks import voc_palette
 from ..data.transforms import resize_frame, resized_shape
 from ..device import autocast
-from ..inference.inputs import find_inputs, output_paths
+from ..inference.inputs import FilesOutcome, find_inputs, output_paths
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
@@ -58,22 +56,10 @@ def segment_photo(
     return full.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
-@dataclass
-class SegmentOutcome:
-    """What a run wrote and skipped."""
+class SegmentOutcome(FilesOutcome):
+    """What a segmentation of files wrote and skipped."""
 
-    out: Path | None = None
-    written: list[Path] = field(default_factory=list)
-    inputs: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        line = f"segmented {len(self.written):,} of {self.inputs:,} images"
-        if self.skipped:
-            ranked = dict(self.skipped.most_common())
-            line += f"; skipped {sum(ranked.values()):,}: {count_listing(ranked)}"
-        return line
+    verb: ClassVar[str] = "segmented"
 
 
 def _write_png(path: Path, image: Image.Image) -> None:

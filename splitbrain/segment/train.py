@@ -29,6 +29,7 @@ from ..data import BadImageLog, ImageDataset, TrainTransform
 from ..data.masks import IGNORE, MaskSource
 from ..data.transforms import resize_frame, resized_shape
 from ..device import autocast, device_for, resolve_precision
+from ..evaluate.finetune import trainable_split
 from ..evaluate.fitting import LR_MILESTONES, progress_callbacks, quiet_lightning, sgd_with_steps
 from ..extract import model_input
 from ..models import SplitBrain
@@ -148,28 +149,6 @@ def median_frequency_weights(source: MaskSource, indices: np.ndarray) -> Tensor:
     frequency = torch.where(present_in > 0, pixels / present_in.clamp(min=1), torch.nan)
     weights = frequency.nanmedian() / frequency
     return torch.nan_to_num(weights, nan=0.0).float()
-
-
-def trainable_split(
-    model: SplitBrain, top: str, freeze_through: str | None
-) -> tuple[list[nn.Module], list[nn.Module]]:
-    """(frozen, trained) layer modules of every tower up to ``top``: those up to
-    ``freeze_through`` get no gradient (and stay in eval mode), the rest train."""
-    names = model.layer_names
-    for layer in filter(None, (top, freeze_through)):
-        if layer not in names:
-            raise ValueError(f"the model has no layer {layer} (it has {', '.join(names)})")
-    if freeze_through and names.index(freeze_through) > names.index(top):
-        raise ValueError(f"cannot freeze through {freeze_through}, above {top}")
-    used = names[: names.index(top) + 1]
-    frozen_names = used[: names.index(freeze_through) + 1] if freeze_through else []
-    towers = [e.tower.layers for e in model.encoders]
-    model.requires_grad_(False)
-    frozen = [t[n] for t in towers for n in frozen_names]
-    trained = [t[n] for t in towers for n in used if n not in frozen_names]
-    for module in trained:
-        module.requires_grad_(True)
-    return frozen, trained
 
 
 class SegmentTask(L.LightningModule):
