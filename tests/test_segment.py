@@ -337,7 +337,8 @@ def test_segment_refuses_what_cannot_work(tmp_path, capsys):
 
 def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path, capsys):
     """A run whose second model was interrupted: the same command skips the first model and
-    finishes the second; another recipe in that folder is refused; --overwrite starts again."""
+    finishes the second; a third model adds its row; another recipe in that folder, or another
+    model under a name it holds, is refused; --overwrite starts again."""
     import signal
 
     from splitbrain.errors import Interrupted
@@ -365,16 +366,24 @@ def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path,
         assert (out / "models" / "a" / "result.json").exists()
         assert not (out / "models" / "b" / "result.json").exists()
         assert main(argv) == 0  # resumed in the same folder
+        assert trained == ["a", "b", "b"]  # a was not trained again
+        # one more model in the same command: its row joins the finished folder's table
+        more = [*argv[:4], "c=gaussian:small:0.5", *argv[4:]]
+        assert main(more) == 0
+        assert trained == ["a", "b", "b", "c"]
     finally:
         run_module.train_segmenter = real
-    assert trained == ["a", "b", "b"]  # a was not trained again
     assert not (tmp_path / "seg-2").exists()
     report = json.loads((out / "segment.json").read_text())
-    assert [m["name"] for m in report["models"]] == ["a", "b"]
+    assert [m["name"] for m in report["models"]] == ["a", "b", "c"]
     (out / "models" / "b" / "result.json").unlink()  # as if b had stopped after a checkpoint
     (out / "models" / "b" / "checkpoints").mkdir()
     (out / "models" / "b" / "checkpoints" / "step-00000001.ckpt").write_bytes(b"x")
     capsys.readouterr()
+    assert main([*argv[:3], "b=gaussian:small:0.5", *argv[4:]]) == 1  # b is another model there
+    assert f"{out} holds a model named b made from gaussian:small:0.25, not gaussian:small:0.5" in (
+        capsys.readouterr().err
+    )
     assert main([*argv, "--lr", "0.02"]) == 1
     assert "holds a run made with other settings (--lr 0.01 there, 0.02 now)" in (
         capsys.readouterr().err

@@ -170,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
     match_baselines_for_segment(args)
     out = Path(args.out)
     if not args.overwrite:
-        out = keep_earlier(out, False, finished, "finished segmentation run")
+        out = keep_earlier(
+            out, False, lambda f: finished(f, args.weights), "finished segmentation run"
+        )
     train = open_masks(args.data, "train").subset(args.max_items)
     test = open_masks(args.test_data or args.data, args.test_split).subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")

@@ -5,7 +5,9 @@ refused, as in pre-training), ``run.lock`` while it runs, and per model ``models
 its checkpoints while it trains, then its segmenter (``NAME.safetensors``) and scores
 (``result.json``). Running the command again skips the models done, resumes the one that was
 interrupted, and rewrites the report (``segment.{json,md,png}``, ``segment_iou.png``,
-``segment_frames.png``) after every model.
+``segment_frames.png``) after every model. The same command with more models adds their rows
+and keeps the rows done: each model is seeded on its own, so its result does not depend on
+the others in the run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from ..evaluate.baselines import split_name
 from ..models import SplitBrain
 from ..progress import SUMMARY
 from ..train.checkpoints import checkpoints
-from ..train.config import check_recipe
+from ..train.config import RecipeError, check_recipe, saved_settings
 from ..train.lock import RunLock
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
@@ -41,7 +43,7 @@ log = logging.getLogger("splitbrain.segment")
 
 #: Settings that make a different run: a folder made with other values is not resumed.
 RECIPE = (
-    "data", "test_data", "max_items", "weights", "preset", "head", "layers", "freeze_through",
+    "data", "test_data", "max_items", "preset", "head", "layers", "freeze_through",
     "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
     "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
 )  # fmt: skip
@@ -142,13 +144,29 @@ RUN_FILES = ("models", "config.yaml", "segment.json", "segment.md", "segment.png
              "segment_iou.png", "segment_frames.png")  # fmt: skip
 
 
-def finished(folder: Path) -> bool:
-    """Whether ``folder`` holds a segmentation run that scored every model it was asked for."""
+def finished(folder: Path, specs: Iterable[str] = ()) -> bool:
+    """Whether ``folder`` holds a segmentation run that scored every model it was asked for
+    and every model of ``specs`` (a command that names a model the folder lacks adds it)."""
     config = folder / "config.yaml"
     if not config.exists():
         return False
-    names = [split_name(spec)[0] for spec in yaml.safe_load(config.read_text())["weights"]]
+    names = [split_name(s)[0] for s in [*yaml.safe_load(config.read_text())["weights"], *specs]]
     return all((folder / "models" / _safe(n) / "result.json").exists() for n in names)
+
+
+def _check_models(out: Path, specs: list[str]) -> None:
+    """Refuse a name that the folder's run gave to another model (RecipeError): its row there
+    was made from that model, not from this command's."""
+    before = dict(split_name(s) for s in (saved_settings(out) or {}).get("weights", []))
+    for name, spec in map(split_name, specs):
+        if before.get(name, spec) != spec and (out / "models" / _safe(name)).is_dir():
+            raise RecipeError(
+                f"{out} holds a model named {name} made from {before[name]}, not {spec}: "
+                "give this one another NAME= or choose a new --out"
+            )
+    added = [name for name, _ in map(split_name, specs) if name not in before]
+    if before and added:
+        log.info("%s: adding %s to its table", out, ", ".join(added))
 
 
 def _start_again(out: Path) -> None:
@@ -181,8 +199,12 @@ def segment_models(
             checkpoints(f / "checkpoints") or (f / "result.json").exists()
             for f in folders.iterdir()
         )
-        check_recipe(out, settings, started, RECIPE, ())
-        text = yaml.safe_dump(settings, sort_keys=False)
+        if started:
+            _check_models(out, specs)
+        check_recipe(out, settings, started, RECIPE, ("weights",))
+        earlier = (saved_settings(out) or {}).get("weights", []) if started else []
+        kept = {**settings, "weights": list(dict.fromkeys([*earlier, *specs]))}  # every model
+        text = yaml.safe_dump(kept, sort_keys=False)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
         weights = (
             median_frequency_weights(data.train, data.train_log.good_indices())
