@@ -367,15 +367,23 @@ def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path,
         assert not (out / "models" / "b" / "result.json").exists()
         assert main(argv) == 0  # resumed in the same folder
         assert trained == ["a", "b", "b"]  # a was not trained again
-        # one more model in the same command: its row joins the finished folder's table
-        more = [*argv[:4], "c=gaussian:small:0.5", *argv[4:]]
-        assert main(more) == 0
+        # one more model, named first: its row joins the finished folder's table
+        assert main([*argv[:2], "c=gaussian:small:0.5", *argv[2:]]) == 0
         assert trained == ["a", "b", "b", "c"]
     finally:
         run_module.train_segmenter = real
     assert not (tmp_path / "seg-2").exists()
     report = json.loads((out / "segment.json").read_text())
-    assert [m["name"] for m in report["models"]] == ["a", "b", "c"]
+    assert [m["name"] for m in report["models"]] == ["c", "a", "b"]
+    # c's row is the one it gets alone: each model is seeded on its own
+    assert main([*argv[:2], "c=gaussian:small:0.5", *argv[4:-1], str(tmp_path / "c")]) == 0
+    alone = json.loads((tmp_path / "c" / "segment.json").read_text())["models"][0]
+    assert alone["scores"] == report["models"][0]["scores"]
+    capsys.readouterr()
+    assert main([*argv[:2], "d=gaussian:small:0.5", "b=gaussian:small:0.5", *argv[4:]]) == 1
+    assert f"{out} holds a model named b made from gaussian:small:0.25, not gaussian:small:0.5" in (
+        capsys.readouterr().err
+    )
     (out / "models" / "b" / "result.json").unlink()  # as if b had stopped after a checkpoint
     (out / "models" / "b" / "checkpoints").mkdir()
     (out / "models" / "b" / "checkpoints" / "step-00000001.ckpt").write_bytes(b"x")

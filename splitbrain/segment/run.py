@@ -2,12 +2,12 @@
 
 The folder holds ``config.yaml`` (the settings; a resume with other recipe settings is
 refused, as in pre-training), ``run.lock`` while it runs, and per model ``models/NAME/``:
-its checkpoints while it trains, then its segmenter (``NAME.safetensors``) and scores
-(``result.json``). Running the command again skips the models done, resumes the one that was
-interrupted, and rewrites the report (``segment.{json,md,png}``, ``segment_iou.png``,
-``segment_frames.png``) after every model. The same command with more models adds their rows
-and keeps the rows done: each model is seeded on its own, so its result does not depend on
-the others in the run.
+``model.txt`` (the model it was made from), its checkpoints while it trains, then its
+segmenter (``NAME.safetensors``) and scores (``result.json``). Running the command again skips
+the models done, resumes the one that was interrupted, and rewrites the report
+(``segment.{json,md,png}``, ``segment_iou.png``, ``segment_frames.png``, the models the command
+names) after every model. The same command with more models adds their rows and keeps the rows
+done: each model is seeded on its own, so its result does not depend on the others in the run.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ RECIPE = (
     "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
 )  # fmt: skip
 FRAMES_SHOWN = 3
+#: The model a folder ``models/NAME/`` was trained from (its spec without NAME=).
+MODEL_RECORD = "model.txt"
 
 
 @dataclass
@@ -155,17 +157,23 @@ def finished(folder: Path, specs: Iterable[str] = ()) -> bool:
 
 
 def _check_models(out: Path, specs: list[str]) -> None:
-    """Refuse a name that the folder's run gave to another model (RecipeError): its row there
+    """Refuse a name whose folder in ``out`` holds another model (RecipeError): its row there
     was made from that model, not from this command's."""
-    before = dict(split_name(s) for s in (saved_settings(out) or {}).get("weights", []))
+    listed = dict(map(split_name, (saved_settings(out) or {}).get("weights", [])))
+    added = []
     for name, spec in map(split_name, specs):
-        if before.get(name, spec) != spec and (out / "models" / _safe(name)).is_dir():
+        folder = out / "models" / _safe(name)
+        if not folder.is_dir():
+            added.append(name)
+            continue
+        record = folder / MODEL_RECORD  # folders written before it: the config's list
+        made_from = record.read_text() if record.exists() else listed.get(name, spec)
+        if made_from != spec:
             raise RecipeError(
-                f"{out} holds a model named {name} made from {before[name]}, not {spec}: "
+                f"{out} holds a model named {name} made from {made_from}, not {spec}: "
                 "give this one another NAME= or choose a new --out"
             )
-    added = [name for name, _ in map(split_name, specs) if name not in before]
-    if before and added:
+    if added:
         log.info("%s: adding %s to its table", out, ", ".join(added))
 
 
@@ -202,9 +210,7 @@ def segment_models(
         if started:
             _check_models(out, specs)
         check_recipe(out, settings, started, RECIPE, ("weights",))
-        earlier = (saved_settings(out) or {}).get("weights", []) if started else []
-        kept = {**settings, "weights": list(dict.fromkeys([*earlier, *specs]))}  # every model
-        text = yaml.safe_dump(kept, sort_keys=False)
+        text = yaml.safe_dump(settings, sort_keys=False)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
         weights = (
             median_frequency_weights(data.train, data.train_log.good_indices())
@@ -228,6 +234,9 @@ def segment_models(
                 log.info("%s: done in an earlier run (%s)", name, done)
                 result = SegmentResult.from_dict(json.loads(done.read_text()))
             else:
+                folder.mkdir(parents=True, exist_ok=True)
+                made_from = split_name(spec)[1]
+                atomic_write(folder / MODEL_RECORD, lambda t, m=made_from: Path(t).write_text(m))
                 name, model = open_spec(spec, photos)
                 result = train_segmenter(
                     model,
