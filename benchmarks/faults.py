@@ -8,7 +8,8 @@ real command line in a subprocess, with the fault injected where it cannot be ca
 outside (a kill in the middle of a checkpoint write, a full disk, a NaN), then runs the same
 command again. Columns: what the user saw, the exit status of the faulted command and of the
 re-run, the finished work lost (checkpoints and weights written before the fault), and whether
-the re-run's weights equal those of a run that never met the fault.
+the re-run's weights equal those of a run that never met the fault, the seconds from the fault to
+the command's exit and the processes of the command (loader workers) alive after it exited.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import splitbrain as sb
 from splitbrain.data import open_source
 from splitbrain.train.checkpoints import checkpoints
 from splitbrain.train.lock import LOCK_NAME, RunLock
@@ -41,9 +43,17 @@ from splitbrain.weights import load
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "cifar10" / "exact_train.npz"
 STEPS, EVERY = 6, 2
+#: The commands that run loader worker processes (colorize reads its photos itself).
+COMMANDS = ("pretrain", "probe", "knn", "finetune", "segment", "extract")
 
+#: The line a patch writes to stderr as it injects its fault: the start of "exit after".
+FAULT = "fault injected at"
 #: Run the command line with a fault patched in: ``python -c PRELUDE+PATCH+MAIN pretrain ...``.
-PRELUDE = "import errno, os, signal, subprocess, sys, torch\nimport splitbrain.train.task as task\n"
+PRELUDE = f"""import errno, os, shutil, signal, subprocess, sys, time, torch
+import splitbrain.train.task as task
+def fault():
+    print({FAULT!r}, time.time(), file=sys.stderr, flush=True)
+"""
 MAIN = "\nfrom splitbrain.cli import entry_point\nentry_point()\n"
 #: The second checkpoint write (step 4) dies half-way: the process is SIGKILLed mid-file.
 KILL_IN_WRITE = """
@@ -64,17 +74,19 @@ original, calls = task._save, []
 def save(checkpoint, path):
     calls.append(path)
     if len(calls) == 2:
+        fault()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     original(checkpoint, path)
 task._save = save
 """
-#: During a step a stop signal arrives (the step, how and which filled in): from the outside
-#: this cannot be timed to land mid-run in a run of a few steps.
-SIGNAL_DURING_STEP = """
+#: At the start of a step (filled in), something goes wrong (one statement, filled in): from
+#: the outside a fault cannot be timed to land mid-run in a run of a few steps.
+DURING_STEP = """
 original = task.PretrainTask.training_step
 def training_step(self, batch, index):
     if self.global_step == {step}:
-        {send}(signal.{name})
+        fault()
+        {action}
     return original(self, batch, index)
 task.PretrainTask.training_step = training_step
 """
@@ -86,16 +98,40 @@ JOB_KILL = (
 )
 #: A stand-in for SLURM's scontrol: records its arguments.
 SCONTROL = '#!/bin/sh\necho "$@" >> "$(dirname "$0")/scontrol.calls"\n'
-#: At step 3 the weights of the first half turn NaN (as a diverging run's would).
-NAN_AT_STEP_3 = """
-original = task.PretrainTask.training_step
-def training_step(self, batch, index):
-    if self.global_step == 3:
-        with torch.no_grad():
-            next(self.model.encoders[0].parameters()).fill_(float("nan"))
-    return original(self, batch, index)
-task.PretrainTask.training_step = training_step
+#: The weights of the first half turn NaN (as a diverging run's would).
+NAN = 'next(self.model.encoders[0].parameters()).data.fill_(float("nan"))'
+#: The run folder is removed (a cleaner, a lost mount).
+FOLDER_REMOVED = "shutil.rmtree(self.config.out)"
+#: Another process took the run folder over (what the lock's heartbeat finds, made at once).
+LOCK_LOST = (
+    'setattr(next(c for c in self.trainer.callbacks if hasattr(c, "lock")).lock, "lost", True)'
+)
+#: A callback raises (a bug in it): Lightning's learning-rate monitor, which every run has.
+CALLBACK_FAILS = """
+from lightning.pytorch.callbacks import LearningRateMonitor
+def on_train_batch_start(self, trainer, *args):
+    if trainer.global_step == 3:
+        fault()
+        raise RuntimeError("a bug in a callback")
+LearningRateMonitor.on_train_batch_start = on_train_batch_start
 """
+#: The third batch of a loader with worker processes fails in the main process, whatever the
+#: command: an error while loader workers run.
+LOADER_FAILS = """
+from torch.utils.data import dataloader
+original, calls = dataloader._MultiProcessingDataLoaderIter.__next__, []
+def next_batch(self):
+    calls.append(1)
+    if len(calls) == 3:
+        fault()
+        raise RuntimeError("a fault while loader workers ran")
+    return original(self)
+dataloader._MultiProcessingDataLoaderIter.__next__ = next_batch
+"""
+#: How long the processes a command leaves are watched before they are called left behind.
+LINGER = 30.0
+#: A command that has not exited after this many seconds is called hung, and killed.
+HUNG = 300.0
 
 
 @dataclass
@@ -106,6 +142,25 @@ class Row:
     rerun_status: int | None
     lost: str
     equal: str  # "yes", "no", or "-" where there is nothing to compare
+    exit_after: float | None = None  # seconds from the injected fault to the command's exit
+    left: str = "none"  # the command's processes alive after it exited
+    traceback: bool = False  # whether the faulted command printed one
+
+
+class Outcome(subprocess.CompletedProcess):
+    """A finished command: its status and output (the fault's clock line taken out), the
+    seconds from the fault to its exit, and what it left running."""
+
+    exit_after: float | None
+    left: str
+
+    def measures(self) -> dict:
+        """The columns of a row that this command's fault fills."""
+        return {
+            "exit_after": self.exit_after,
+            "left": self.left,
+            "traceback": "Traceback" in self.stderr,
+        }
 
 
 class Faults:
@@ -116,23 +171,44 @@ class Faults:
         self.root = root
         self._reference: dict[str, torch.Tensor] | None = None
 
-    def command(self, out: Path, *extra: str, data: str | None = None) -> list[str]:
+    def command(
+        self, out: Path, *extra: str, data: str | None = None, workers: int = 0
+    ) -> list[str]:
         return [
             "pretrain", "--data", data or self.data, "--preset", "small", "--width", "0.125",
             "--batch-size", "8", "--steps", str(STEPS), "--checkpoint-every", str(EVERY),
-            "--workers", "0", "--no-progress", "--out", str(out), *extra,
+            "--workers", str(workers), "--no-progress", "--out", str(out), *extra,
         ]  # fmt: skip
 
-    def run(
-        self, args: list[str], patch: str | None = None, env: dict | None = None
-    ) -> subprocess.CompletedProcess:
+    def run(self, args: list[str], patch: str | None = None, env: dict | None = None) -> Outcome:
+        """The command line in a session of its own; its output through files, so that its
+        exit is timed even while processes it left hold its output open."""
         if patch is None:
             argv = [sys.executable, "-m", "splitbrain", *args]
         else:
             argv = [sys.executable, "-c", PRELUDE + patch + MAIN, *args]
-        return subprocess.run(
-            argv, capture_output=True, text=True, cwd=REPO, env=env, start_new_session=True
-        )
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=err, text=True, cwd=REPO, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                status = process.wait(timeout=HUNG)
+                exited, left = time.time(), _left(process.pid)
+            except subprocess.TimeoutExpired:
+                left = f"{_group(process.pid)}: never exited (killed after {HUNG:.0f} s)"
+                os.killpg(process.pid, signal.SIGKILL)
+                status, exited = process.wait(), None
+            out.seek(0), err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        marks = [line for line in stderr.splitlines() if line.startswith(FAULT)]
+        outcome = Outcome(argv, status, stdout, "".join(
+            line for line in stderr.splitlines(keepends=True) if not line.startswith(FAULT)
+        ))  # fmt: skip
+        fault = float(marks[0].split()[-1]) if marks else None
+        outcome.exit_after = exited - fault if exited and fault else None
+        outcome.left = left
+        return outcome
 
     def folder(self, name: str) -> Path:
         path = self.root / name
@@ -222,9 +298,11 @@ class Faults:
             lost or "config.yaml changed", self.equal(out),
         )  # fmt: skip
 
-    def nan_loss(self) -> Row:
-        out = self.folder("nan")
-        faulted = self.run(self.command(out), NAN_AT_STEP_3)
+    def nan_loss(self, workers: int = 0) -> Row:
+        out = self.folder(f"nan{_workers_suffix(workers)}")
+        faulted = self.run(
+            self.command(out, workers=workers), DURING_STEP.format(step=3, action=NAN)
+        )
         kept = checkpoints(out / "checkpoints")
         finite = all(
             bool(v.isfinite().all())
@@ -236,21 +314,107 @@ class Faults:
         rerun = self.run(self.command(out))
         lost = _lost(kept) + ("" if finite and not weights else "; NaN written")
         return Row(
-            "NaN loss at step 3", _line(faulted, "error"), faulted.returncode, rerun.returncode,
-            lost, self.equal(out),
+            f"NaN loss at step 3{_workers_note(workers)}", _line(faulted, "error"),
+            faulted.returncode, rerun.returncode, lost, self.equal(out), **faulted.measures(),
         )  # fmt: skip
 
-    def disk_full(self) -> Row:
-        out = self.folder("disk-full")
-        faulted = self.run(self.command(out), DISK_FULL)
+    def disk_full(self, workers: int = 0) -> Row:
+        out = self.folder(f"disk-full{_workers_suffix(workers)}")
+        faulted = self.run(self.command(out, workers=workers), DISK_FULL)
         kept = checkpoints(out / "checkpoints")
         leftovers = list((out / "checkpoints").glob(".*.tmp"))
         rerun = self.run(self.command(out))
         lost = _lost(kept) + (f"; {len(leftovers)} temporary files left" if leftovers else "")
         return Row(
-            "disk full while writing a checkpoint", _line(faulted, "error"), faulted.returncode,
-            rerun.returncode, lost, self.equal(out),
+            f"disk full while writing a checkpoint{_workers_note(workers)}",
+            _line(faulted, "error"), faulted.returncode, rerun.returncode, lost,
+            self.equal(out), **faulted.measures(),
         )  # fmt: skip
+
+    def folder_removed(self, workers: int = 2) -> Row:
+        """The run folder removed during step 3: nothing is left to resume from."""
+        out = self.folder(f"removed{_workers_suffix(workers)}")
+        patch = DURING_STEP.format(step=3, action=FOLDER_REMOVED)
+        faulted = self.run(self.command(out, workers=workers), patch)
+        gone = not out.exists()
+        rerun = self.run(self.command(out))
+        return Row(
+            f"run folder removed at step 3{_workers_note(workers)}", _line(faulted, "error"),
+            faulted.returncode, rerun.returncode,
+            "the whole run (its folder is gone); the re-run starts afresh" if gone else "?",
+            self.equal(out), **faulted.measures(),
+        )  # fmt: skip
+
+    def lock_lost(self, workers: int = 2) -> Row:
+        """Another process took the run folder over (this one was suspended too long)."""
+        out = self.folder(f"lock-lost{_workers_suffix(workers)}")
+        patch = DURING_STEP.format(step=3, action=LOCK_LOST)
+        faulted = self.run(self.command(out, workers=workers), patch)
+        kept = checkpoints(out / "checkpoints")
+        rerun = self.run(self.command(out))
+        return Row(
+            f"run folder taken over by another process{_workers_note(workers)}",
+            _line(faulted, "error"), faulted.returncode, rerun.returncode, _lost(kept),
+            self.equal(out), **faulted.measures(),
+        )  # fmt: skip
+
+    def callback_fails(self, workers: int = 2) -> Row:
+        """A callback raises at step 3 (a bug): a traceback, and an end."""
+        out = self.folder(f"callback{_workers_suffix(workers)}")
+        faulted = self.run(self.command(out, workers=workers), CALLBACK_FAILS)
+        kept = checkpoints(out / "checkpoints")
+        rerun = self.run(self.command(out))
+        return Row(
+            f"an error in a callback at step 3{_workers_note(workers)}",
+            _line(faulted, "RuntimeError"), faulted.returncode, rerun.returncode,
+            _lost(kept), self.equal(out), **faulted.measures(),
+        )  # fmt: skip
+
+    def loader_error(self, command: str) -> Row:
+        """``command`` with 2 loader workers, failing at its third batch."""
+        inputs = self._command_inputs()
+        out = self.folder(f"loader-error-{command}")
+        weights, data = str(inputs / "w.safetensors"), f"npz:{inputs / 'train.npz'}"
+        evaluation = ["--weights", weights, "--data", data, "--test-data", data, "--epochs", "1"]
+        argv = {
+            "pretrain": self.command(out),
+            "probe": ["probe", *evaluation, "--layers", "conv1", "--out", str(out)],
+            "knn": ["knn", *evaluation[:6], "--layers", "conv5", "--k", "5", "--out", str(out)],
+            "finetune": ["finetune", *evaluation, "--out", str(out)],
+            "segment": ["segment", "--weights", weights, "--data", f"camvid:{inputs / 'camvid'}",
+                        "--epochs", "1", "--resize", "60", "--crop", "48", "--out", str(out)],
+            "extract": ["extract", "--weights", weights, "--data", data, "--layers", "conv5",
+                        "--out", str(out) + ".npz"],
+        }[command]  # fmt: skip
+        workers = ["--workers", "2", "--no-progress", "--batch-size", "2"]
+        faulted = self.run([*argv, *workers], LOADER_FAILS)
+        return Row(
+            f"{command}: an error at the third batch, 2 loader workers",
+            _line(faulted, "RuntimeError"), faulted.returncode, None, "-", "-",
+            **faulted.measures(),
+        )  # fmt: skip
+
+    def _command_inputs(self) -> Path:
+        """A tiny network, 64 labelled images and a CamVid-layout folder of 8 frames."""
+        folder = self.root / "command-inputs"
+        if folder.is_dir():
+            return folder
+        source = open_source(self.data)
+        images = np.stack([source[i % len(source)] for i in range(64)])
+        folder.mkdir(parents=True)
+        np.savez(folder / "train.npz", images=images, labels=np.arange(64) % 4)
+        torch.manual_seed(0)
+        sb.save(sb.build("splitbrain", preset="small", width=0.125), folder / "w.safetensors")
+        rng = np.random.default_rng(0)
+        for split in ("train", "val"):
+            (folder / "camvid" / split).mkdir(parents=True)
+            (folder / "camvid" / f"{split}annot").mkdir()
+            for k in range(8):
+                photo = Image.fromarray(images[k]).resize((64, 48))
+                photo.save(folder / "camvid" / split / f"f{k}.png")
+                mask = rng.integers(0, 12, (48, 64), dtype=np.uint8)  # 11 is CamVid's void
+                Image.fromarray(mask).save(folder / "camvid" / f"{split}annot" / f"f{k}.png")
+        return folder
 
     def stop_signal(self, name: str, whole_job: bool = False, step: int = 2) -> Row:
         """A stop signal during ``step``: to the process, or (``whole_job``) to every process
@@ -258,9 +422,8 @@ class Faults:
         last = step == STEPS - 1
         out = self.folder(f"{name.lower()}{'-job' if whole_job else ''}{'-last' if last else ''}")
         send = JOB_KILL if whole_job else "signal.raise_signal"
-        patch = SIGNAL_DURING_STEP.format(step=step, send=send, name=name)
-        workers = ["--workers", "2"] if whole_job else []
-        faulted = self.run(self.command(out, *workers), patch)
+        patch = DURING_STEP.format(step=step, action=f"{send}(signal.{name})")
+        faulted = self.run(self.command(out, workers=2 if whole_job else 0), patch)
         kept = checkpoints(out / "checkpoints")
         rerun = self.run(self.command(out))
         reached = kept and f"at step {kept[0][0]} of" in faulted.stderr
@@ -271,7 +434,7 @@ class Faults:
             scenario, lost = f"{name} during the last step", "none (the run finished)"
         return Row(
             scenario, _line(faulted, "last step" if last else "interrupted"),
-            faulted.returncode, rerun.returncode, lost, self.equal(out),
+            faulted.returncode, rerun.returncode, lost, self.equal(out), **faulted.measures(),
         )  # fmt: skip
 
     def slurm_requeue(self) -> Row:
@@ -282,7 +445,7 @@ class Faults:
         (bin_dir / "scontrol").write_text(SCONTROL)
         (bin_dir / "scontrol").chmod(0o755)
         env = {**os.environ, "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        patch = SIGNAL_DURING_STEP.format(step=2, send="signal.raise_signal", name="SIGUSR1")
+        patch = DURING_STEP.format(step=2, action="signal.raise_signal(signal.SIGUSR1)")
         faulted = self.run(self.command(out, "--requeue"), patch, env)
         calls = bin_dir / "scontrol.calls"
         requeued = calls.exists() and calls.read_text().strip() == "requeue 4242"
@@ -291,7 +454,7 @@ class Faults:
             "SIGUSR1 under SLURM with --requeue", _line(faulted, "interrupted"),
             faulted.returncode, rerun.returncode,
             "none (scontrol requeue 4242 called)" if requeued else "not requeued",
-            self.equal(out),
+            self.equal(out), **faulted.measures(),
         )  # fmt: skip
 
     def second_run(self) -> Row:
@@ -375,6 +538,12 @@ class Faults:
             self.changed_recipe(),
             self.nan_loss(),
             self.disk_full(),
+            self.folder_removed(),
+            self.disk_full(workers=2),
+            self.nan_loss(workers=2),
+            self.lock_lost(),
+            self.callback_fails(),
+            *(self.loader_error(command) for command in COMMANDS),
             self.stop_signal("SIGTERM"),
             self.stop_signal("SIGINT"),
             self.stop_signal("SIGTERM", whole_job=True),
@@ -410,6 +579,40 @@ def _bomb_png(width: int, height: int) -> bytes:
     )
 
 
+def _workers_note(workers: int) -> str:
+    return f", {workers} loader workers" if workers else ""
+
+
+def _workers_suffix(workers: int) -> str:
+    return f"-{workers}-workers" if workers else ""
+
+
+def _group(pgid: int) -> int:
+    """How many live processes (zombies aside) process group ``pgid`` holds (Linux)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # a process that ended while it was read
+        count += int(group) == pgid and state != "Z"
+    return count
+
+
+def _left(pgid: int) -> str:
+    """The processes a command left in its process group when it exited: none, or how many
+    and how long they took to end on their own (killed after ``LINGER`` seconds)."""
+    start, found = time.monotonic(), _group(pgid)
+    while (alive := _group(pgid)) and time.monotonic() - start < LINGER:
+        time.sleep(0.05)
+    if not found:
+        return "none"
+    if not alive:
+        return f"{found}, ended {time.monotonic() - start:.1f} s later"
+    os.killpg(pgid, signal.SIGKILL)
+    return f"{alive} still running after {LINGER:.0f} s (killed)"
+
+
 def _lost(kept: list[tuple[int, Path]]) -> str:
     """Work lost to a fault that left ``kept`` checkpoints: the steps after the newest."""
     if not kept:
@@ -426,15 +629,17 @@ def _line(result: subprocess.CompletedProcess, key: str) -> str:
 
 def markdown(rows: list[Row]) -> str:
     lines = [
-        "| scenario | what the user saw | exit | re-run exit | finished work lost "
-        "| re-run equals uninterrupted |",
-        "|---|---|---:|---:|---|---|",
+        "| scenario | what the user saw | exit | exit after the fault | processes left "
+        "| re-run exit | finished work lost | re-run equals uninterrupted |",
+        "|---|---|---:|---:|---|---:|---|---|",
     ]  # fmt: skip
     for r in rows:
         rerun = "-" if r.rerun_status is None else str(r.rerun_status)
+        after = "-" if r.exit_after is None else f"{r.exit_after:.1f} s"
         seen = r.seen.replace("|", "\\|")
         lines.append(
-            f"| {r.scenario} | `{seen}` | {r.fault_status} | {rerun} | {r.lost} | {r.equal} |"
+            f"| {r.scenario} | `{seen}` | {r.fault_status} | {after} | {r.left} | {rerun} "
+            f"| {r.lost} | {r.equal} |"
         )
     return "\n".join(lines)
 

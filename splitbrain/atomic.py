@@ -30,7 +30,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     except WriteError:
         raise
     except OSError as error:
-        raise WriteError(f"{path}: could not write ({error.strerror or error})") from None
+        raise WriteError.of(path, error) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

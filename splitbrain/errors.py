@@ -6,6 +6,7 @@ without importing the trainer.
 
 from __future__ import annotations
 
+import os
 import signal
 
 
@@ -21,8 +22,22 @@ class NonFiniteError(RunError):
     """Training produced a NaN or infinite loss or weight; the run stops before saving it."""
 
 
+class RunFolderError(RunError):
+    """A file of a run folder could not be written; the message says what to do."""
+
+
 class WriteError(OSError):
-    """A file could not be written (no space, no permission); nothing half-written is left."""
+    """A file could not be written (no space, no permission); nothing half-written is left.
+
+    Raised as ``WriteError.of(path, error)``: the OSError's number and reason, and the file
+    (``filename``), in one line."""
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, error: OSError) -> WriteError:
+        return cls(error.errno, error.strerror or str(error), os.fspath(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: could not write ({self.strerror})"
 
 
 class Interrupted(BaseException):

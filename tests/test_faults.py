@@ -3,19 +3,22 @@
 import errno
 import importlib.util
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
 import splitbrain as sb
 from splitbrain.atomic import atomic_write
-from splitbrain.cli import main
+from splitbrain.cli import main, quiet_third_parties
 from splitbrain.data import open_source
-from splitbrain.errors import CheckpointError, NonFiniteError, WriteError
+from splitbrain.errors import CheckpointError, NonFiniteError, RunFolderError, WriteError
 from splitbrain.train.checkpoints import checkpoints, resumable_checkpoint
+from splitbrain.train.run_folder import TensorBoardLog, explain, run_folder_faults
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
 
@@ -79,11 +82,47 @@ def test_a_nan_loss_stops_the_run_before_anything_is_written(faults):
     assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
 
 
-def test_a_full_disk_is_one_line_and_resumable(faults):
-    row = faults.disk_full()
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_disk_is_one_line_saying_what_to_do_and_resumable(faults, workers):
+    row = faults.disk_full(workers)
     assert row.fault_status == 1 and row.rerun_status == 0
-    assert row.seen.endswith("step-00000004.ckpt: could not write (No space left on device)")
+    assert row.seen.endswith(
+        "step-00000004.ckpt: could not write (No space left on device): free space on its disk, "
+        "then run the same command again to resume from its newest checkpoint"
+    )
     assert row.lost == "none (steps after 2 redone)" and row.equal == "yes"
+    assert row.exit_after < 10 and row.left == "none" and not row.traceback
+
+
+def test_a_run_folder_removed_mid_run_ends_the_run_and_its_workers_in_one_line(faults):
+    row = faults.folder_removed(workers=2)
+    assert row.fault_status == 1 and row.exit_after < 10 and row.left == "none"
+    out = faults.root / "removed-2-workers"
+    assert row.seen.startswith(f"splitbrain: error: {out}: the run folder disappeared during ")
+    assert not row.traceback  # nor TensorBoard's writer thread's
+    assert row.rerun_status == 0 and row.equal == "yes"  # started afresh, nothing written there
+    assert row.lost.startswith("the whole run")
+
+
+def test_nan_a_lost_lock_and_a_bug_in_a_callback_end_the_run_and_its_workers(faults):
+    nan = faults.nan_loss(workers=2)
+    assert nan.fault_status == 1 and nan.seen.startswith("splitbrain: error: step 3: loss ")
+    lost = faults.lock_lost(workers=2)
+    assert lost.fault_status == 1 and "another process took this run folder over" in lost.seen
+    bug = faults.callback_fails(workers=2)
+    assert bug.fault_status == 1 and bug.seen == "RuntimeError: a bug in a callback"
+    assert bug.traceback  # a bug: its traceback is what a report needs
+    for row in (nan, lost, bug):
+        assert row.exit_after < 10 and row.left == "none", row
+        assert row.rerun_status == 0 and row.equal == "yes", row
+    assert not nan.traceback and not lost.traceback
+
+
+@pytest.mark.parametrize("command", ["pretrain", "probe", "knn", "finetune", "segment", "extract"])
+def test_every_command_with_loader_workers_ends_with_them_on_an_error(faults, command):
+    row = faults.loader_error(command)
+    assert row.seen == "RuntimeError: a fault while loader workers ran"
+    assert row.fault_status == 1 and row.exit_after < 10 and row.left == "none"
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
@@ -106,7 +145,7 @@ def test_a_stop_signal_during_the_last_step_lets_the_run_finish(faults):
 
 def test_sigterm_to_every_process_of_the_job_spares_the_loader_workers(faults):
     row = faults.stop_signal("SIGTERM", whole_job=True)
-    assert row.fault_status == 143 and row.rerun_status == 0
+    assert row.fault_status == 143 and row.rerun_status == 0 and row.left == "none"
     assert row.lost == "none (checkpoint at step 3, the step reached)" and row.equal == "yes"
 
 
@@ -257,3 +296,52 @@ def test_folders_find_gif_and_other_photo_formats(tmp_path):
     np.testing.assert_array_equal(source[0], first_frame)
     np.testing.assert_array_equal(source[1], pixels)
     np.testing.assert_array_equal(source[2], pixels)
+
+
+def test_a_run_folder_error_says_which_file_why_and_what_to_do(tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    full = OSError(errno.ENOSPC, "No space left on device", str(out / "config.yaml"))
+    assert explain(out, full) == (
+        f"{out}/config.yaml: could not write (No space left on device): free space on its disk, "
+        "then run the same command again"
+    )
+    (out / "checkpoints" / "step-00000002.ckpt").touch()
+    denied = WriteError.of(out / "weights.safetensors", PermissionError(errno.EACCES, "denied"))
+    assert explain(out, denied).endswith(
+        f"(denied): make {out} writable, then run the same command again to resume from its "
+        "newest checkpoint"
+    )
+    assert explain(out, OSError(errno.ENOSPC, "full", str(tmp_path / "data.npz"))) is None
+    assert explain(out, OSError(errno.ENOSPC, "full")) is None  # no file named
+    shutil.rmtree(out)
+    gone = FileNotFoundError(errno.ENOENT, "No such file", str(out / "tensorboard" / "events"))
+    assert explain(out, gone).startswith(
+        f"{out}: the run folder disappeared during the run ({out}/tensorboard/events: No such"
+    )
+
+
+def test_run_folder_faults_find_the_oserror_under_lightnings_valueerror(tmp_path):
+    error = OSError(errno.EIO, "I/O error", str(tmp_path / "run" / "tb"))
+    wrapped = ValueError("you tried to log 1.0 which is currently not supported")
+    wrapped.__cause__ = error  # as ``raise ... from error`` makes it
+    folder = run_folder_faults(tmp_path / "run")
+    with pytest.raises(RunFolderError, match="run/tb: could not write"), folder:
+        raise wrapped
+    data = FileNotFoundError(errno.ENOENT, "No such file", str(tmp_path / "data.npz"))
+    with pytest.raises(FileNotFoundError), run_folder_faults(tmp_path / "run"):
+        raise data  # not the run folder's: unchanged
+
+
+def test_a_failed_runs_tensorboard_log_closes_without_raising(tmp_path, capsys):
+    logs = [TensorBoardLog(tmp_path / name) for name in ("a", "b")]
+    with quiet_third_parties():  # the command line's: no traceback from the writer thread
+        for log in logs:
+            log.log_metrics({"loss": 1.0}, step=1)
+            log.experiment.flush()  # written, before its folder goes
+            shutil.rmtree(Path(log.root_dir).parent)
+            log.experiment.add_scalar("loss", 2.0, 2)  # its thread meets the missing folder
+        logs[0].finalize("failed")  # quietly, so that Lightning goes on to end the loader workers
+        with pytest.raises(FileNotFoundError, match="No such file or directory"):
+            TensorBoardLogger.finalize(logs[1], "failed")  # where Lightning's own raises again
+    assert "Traceback" not in capsys.readouterr().err

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import splitbrain.progress
 from splitbrain.cli import _ConsoleHandler, main
 from splitbrain.errors import Interrupted, RunError
-from splitbrain.train.interrupt import STOP_SIGNALS, StopOnSignal
+from splitbrain.train.interrupt import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 from splitbrain.train.lock import LOCK_NAME, RunLock, RunLockedError, first_process
 
 CLI = [sys.executable, "-m", "splitbrain"]
@@ -345,3 +346,21 @@ def test_an_interruption_crosses_process_boundaries():
     error = pickle.loads(pickle.dumps(Interrupted(signal.SIGTERM, "at step 3 of 6: checkpoint x")))
     assert str(error) == "interrupted by SIGTERM at step 3 of 6: checkpoint x"
     assert error.exit_code == 143
+
+
+@pytest.mark.skipif(
+    not hasattr(signal, "sigwaitinfo"), reason="a signal's sender is known through sigwaitinfo"
+)
+def test_loader_workers_ignore_stop_signals_but_their_parents_sigterm():
+    batches = iter(DataLoader(range(100), num_workers=1, worker_init_fn=ignore_stop_signals))
+    assert next(batches).tolist() == [0]
+    (worker,) = batches._workers
+    for signum in STOP_SIGNALS:  # from another process: SLURM's step daemon, a terminal
+        kill = f"import os; os.kill({worker.pid}, {int(signum)})"
+        subprocess.run([sys.executable, "-c", kill], check=True)
+    time.sleep(0.5)
+    assert worker.is_alive() and next(batches).tolist() == [1]
+    os.kill(worker.pid, signal.SIGTERM)  # from its parent: how torch and multiprocessing end it
+    worker.join(timeout=10)
+    assert worker.exitcode == 0  # not a failure to the parent's check of its workers
+    del batches

@@ -18,6 +18,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -126,19 +127,33 @@ def configure_logging(quiet: bool = False) -> None:
 
 
 @contextmanager
-def _third_parties_quiet() -> Iterator[None]:
-    """Lightning's information lines and the unactionable warnings hidden while a command
-    runs; the logger levels and warning filters are restored afterwards."""
+def quiet_third_parties() -> Iterator[None]:
+    """Lightning's information lines, the unactionable warnings and the traceback of
+    TensorBoard's writer thread hidden while a command runs; the logger levels, warning
+    filters and thread hook are restored afterwards."""
     loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
     levels = [logger.level for logger in loggers]
+    hook = threading.excepthook
+
+    def quieter_hook(args: threading.ExceptHookArgs) -> None:
+        """TensorBoard's writer thread ends on a file error by handing it to the run, whose
+        next write raises it and which reports it in one line: no traceback for it."""
+        writer = type(args.thread).__module__.startswith("tensorboard.")
+        if writer and isinstance(args.exc_value, OSError):
+            logging.getLogger("splitbrain").debug("%s: %s", args.thread.name, args.exc_value)
+        else:
+            hook(args)
+
     with warnings.catch_warnings():
         for message in UNACTIONABLE:
             warnings.filterwarnings("ignore", message=message)
         for logger in loggers:
             logger.setLevel(logging.WARNING)
+        threading.excepthook = quieter_hook
         try:
             yield
         finally:
+            threading.excepthook = hook
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
@@ -157,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_logging(quiet=getattr(args, "quiet", False))
     try:
-        with _third_parties_quiet():
+        with quiet_third_parties():
             return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))

@@ -34,6 +34,7 @@ from ..progress import SUMMARY
 from ..train.checkpoints import checkpoints
 from ..train.config import RecipeError, check_recipe, saved_settings
 from ..train.lock import RunLock
+from ..train.run_folder import run_folder_faults
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
 from .predict import segment_photo
@@ -199,7 +200,7 @@ def segment_models(
     """Train and score a segmenter on each model of ``specs`` (weights files or baselines,
     ``NAME=SPEC``) in ``out``, resuming what an earlier run of the same command left
     (``overwrite``: starting again from nothing)."""
-    with RunLock(out):
+    with run_folder_faults(out), RunLock(out):
         if overwrite:
             _start_again(out)
         folders = out / "models"

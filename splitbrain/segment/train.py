@@ -22,7 +22,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from ..data import BadImageLog, ImageDataset, TrainTransform
@@ -37,6 +36,7 @@ from ..progress import track
 from ..segmentation import DEFAULT_RESIZE, HYPERCOLUMN_LAYERS, build_head
 from ..train.checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
 from ..train.interrupt import StopOnSignal
+from ..train.run_folder import TensorBoardLog
 from ..train.stream import StreamLoader
 from ..train.task import AtomicCheckpointIO
 from .metrics import SegmentationScores, confusion_matrix
@@ -314,7 +314,7 @@ def train_segmenter(
             precision=precision,
             max_steps=total_steps,
             max_epochs=-1,
-            logger=TensorBoardLogger(folder, name="tensorboard", version=""),
+            logger=TensorBoardLog(folder),
             log_every_n_steps=min(10, total_steps),
             callbacks=[checkpoints, stop, *progress_callbacks(config.progress, steps=True)],
             plugins=[AtomicCheckpointIO()],

@@ -10,7 +10,9 @@ temporary file, never a half checkpoint under a real name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -99,7 +101,9 @@ class RollingCheckpoints(L.Callback):
     """A checkpoint every ``every`` steps and at the end, the newest ``keep`` kept.
 
     Before writing, the weights are checked: a NaN or infinity stops the run (NonFiniteError)
-    instead of replacing a good checkpoint with a poisoned one.
+    instead of replacing a good checkpoint with a poisoned one. A run folder (the folder of
+    ``folder``) that disappeared stops it too (FileNotFoundError naming it): a checkpoint written
+    there would make it again, on another disk than the run's if it was a mount that was lost.
     """
 
     def __init__(self, folder: Path, every: int, keep: int = 2) -> None:
@@ -126,6 +130,10 @@ class RollingCheckpoints(L.Callback):
             raise NonFiniteError(
                 f"step {step}: {poisoned} is not finite; no checkpoint written, the previous "
                 f"ones in {self.folder} are intact"
+            )
+        if not self.folder.parent.is_dir():
+            raise FileNotFoundError(
+                errno.ENOENT, os.strerror(errno.ENOENT), str(self.folder.parent)
             )
         # the whole state (optimizer, loops, callbacks): what an exact resume needs; saying so
         # also keeps Lightning from logging its default at every checkpoint

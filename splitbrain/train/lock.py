@@ -124,9 +124,7 @@ class RunLock:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise WriteError(
-                f"{self.folder}: could not write ({error.strerror or error})"
-            ) from None
+            raise WriteError.of(self.folder, error) from None
         self._mine = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -171,7 +169,7 @@ class RunLock:
         except FileExistsError:
             return False
         except OSError as error:  # a read-only folder, no space
-            raise WriteError(f"{self.path}: could not write ({error.strerror or error})") from None
+            raise WriteError.of(self.path, error) from None
         with os.fdopen(fd, "w") as file:
             json.dump(self._mine, file)
         return True

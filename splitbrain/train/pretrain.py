@@ -19,7 +19,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ThroughputMonitor
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -41,6 +40,7 @@ from .config import TrainConfig, check_length, check_recipe
 from .data import open_training_data
 from .interrupt import StopOnSignal
 from .lock import RunLock, first_process
+from .run_folder import TensorBoardLog, run_folder_faults
 from .stream import StreamLoader, make_loader
 from .task import AtomicCheckpointIO, PretrainTask
 
@@ -154,7 +154,7 @@ def _trainer(
         sync_batchnorm=config.sync_batchnorm,
         max_steps=total_steps,
         max_epochs=-1,
-        logger=TensorBoardLogger(out, name="tensorboard", version=""),
+        logger=TensorBoardLog(out),
         log_every_n_steps=min(config.log_every, total_steps),
         callbacks=[
             *callbacks,
@@ -195,7 +195,8 @@ def pretrain(
     The run directory is locked while it runs (``RunLockedError`` when another live process
     holds it). Called from the main thread, SIGTERM, SIGINT or SIGUSR1 end the run with
     ``Interrupted`` after writing the checkpoint of the step reached; running it again resumes
-    from there (from another thread, signals keep the handlers they have).
+    from there (from another thread, signals keep the handlers they have). A file of the run
+    folder that cannot be written ends it with ``RunFolderError``, one line saying what to do.
     """
     out = Path(config.out)
     if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
@@ -209,7 +210,11 @@ def pretrain(
     checkpoints = RollingCheckpoints(
         out / "checkpoints", config.checkpoint_every, config.keep_checkpoints
     )
-    with lock or contextlib.nullcontext(), StopOnSignal(checkpoints, lock) as stop:
+    with (
+        run_folder_faults(out),
+        lock or contextlib.nullcontext(),
+        StopOnSignal(checkpoints, lock) as stop,
+    ):
         return _pretrain(config, [checkpoints, stop, *(callbacks or [])], strategy, stop, first)
 
 
