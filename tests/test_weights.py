@@ -205,8 +205,10 @@ def test_colorize_decodes_as_the_weights_file_records(tmp_path, capsys):
     assert not np.array_equal(by_file, colorize(model, photo))  # annealed differs
     Image.fromarray(photo).save(tmp_path / "photo.png")
     for name, flags in (("file", []), ("flag", ["--decode", "annealed"])):
+        # float32 as colorize() above, also on a CPU where the command's default is bf16
         argv = ["colorize", str(tmp_path / "photo.png"), "--weights", str(path), "--out",
-                str(tmp_path / name), "--no-progress", *flags]  # fmt: skip
+                str(tmp_path / name), "--no-progress", "--precision", "32-true",
+                *flags]  # fmt: skip
         assert main(argv) == 0
     written = {n: np.asarray(Image.open(tmp_path / n / "photo.png")) for n in ("file", "flag")}
     assert np.array_equal(written["file"], by_file)

@@ -102,8 +102,9 @@ class RollingCheckpoints(L.Callback):
 
     Before writing, the weights are checked: a NaN or infinity stops the run (NonFiniteError)
     instead of replacing a good checkpoint with a poisoned one. A run folder (the folder of
-    ``folder``) that disappeared stops it too (FileNotFoundError naming it): a checkpoint written
-    there would make it again, on another disk than the run's if it was a mount that was lost.
+    ``folder``) that disappeared stops it too, at the end of the step that finds it gone
+    (FileNotFoundError naming it): a checkpoint written there would make it again, on another
+    disk than the run's if it was a mount that was lost.
     """
 
     def __init__(self, folder: Path, every: int, keep: int = 2) -> None:
@@ -117,9 +118,16 @@ class RollingCheckpoints(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every == 0:
             self.save(trainer, pl_module)
+        else:
+            self._check_run_folder()
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.save(trainer, pl_module)
+
+    def _check_run_folder(self) -> None:
+        run = self.folder.parent
+        if not run.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(run))
 
     def save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
@@ -131,10 +139,7 @@ class RollingCheckpoints(L.Callback):
                 f"step {step}: {poisoned} is not finite; no checkpoint written, the previous "
                 f"ones in {self.folder} are intact"
             )
-        if not self.folder.parent.is_dir():
-            raise FileNotFoundError(
-                errno.ENOENT, os.strerror(errno.ENOENT), str(self.folder.parent)
-            )
+        self._check_run_folder()
         # the whole state (optimizer, loops, callbacks): what an exact resume needs; saying so
         # also keeps Lightning from logging its default at every checkpoint
         trainer.save_checkpoint(checkpoint_path(self.folder, step), weights_only=False)
