@@ -5,6 +5,7 @@ planted rule, the command end to end on CamVid frames, and --predict at full siz
 import json
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 
 import splitbrain as sb
 from splitbrain.cli import main
-from splitbrain.data import IGNORE, DatasetError, open_masks, scan_source
+from splitbrain.data import IGNORE, DatasetError, held_out, open_masks, scan_source
 from splitbrain.segment import (
     SegmentationScores,
     SegmentConfig,
@@ -154,6 +155,57 @@ def _write_masks_folder(root, n=4, classes=3, names=True):
         Image.fromarray(_mask(*photo.shape[:2], classes, k)).save(root / "masks" / f"p{k}.png")
     if names:
         (root / "classes.txt").write_text("\n".join(f"c{k}" for k in range(classes)) + "\n")
+
+
+def _write_streets(root):
+    """A CamVid-layout folder whose frames come from three drives, as CamVid's do: AAA in
+    train, BBB in train and val, CC in val."""
+    layout = {"train": ["AAA_001", "AAA_002", "BBB_001"], "val": ["BBB_002", "CC_001", "CC_0"]}
+    for split, stems in layout.items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for k, (stem, photo) in enumerate(zip(stems, _photos(len(stems)), strict=True)):
+            Image.fromarray(photo).save(root / split / f"{stem}.png")
+            Image.fromarray(_mask(*photo.shape[:2], 11, k)).save(
+                root / f"{split}annot" / f"{stem}.png"
+            )
+
+
+def test_a_held_out_source_is_scored_from_every_split_and_never_trained_on(tmp_path):
+    _write_streets(tmp_path)
+    stems = lambda source: [Path(image).stem for image in source.images]  # noqa: E731
+    train, test = held_out(f"camvid:{tmp_path}", ["BBB"])
+    assert stems(train) == ["AAA_001", "AAA_002", "CC_0", "CC_001"]
+    assert stems(test) == ["BBB_001", "BBB_002"] and test.split == "held out: BBB"
+    assert train.classes == test.classes and len(test.classes) == 11
+    train, test = held_out(f"camvid:{tmp_path}", ["CC_0", "AAA_001"])  # a list of frames
+    assert stems(test) == ["AAA_001", "CC_0"]  # CC_0 is a frame, not the start of CC_001
+    with pytest.raises(DatasetError, match="no frame is one of AA .*begin with AAA, BBB, CC"):
+        held_out(f"camvid:{tmp_path}", ["AA"])  # a name ends at a separator
+    with pytest.raises(DatasetError, match="every frame is one of"):
+        held_out(f"camvid:{tmp_path}", ["AAA", "BBB", "CC"])
+
+
+def test_segment_hold_out_trains_on_the_other_sources_and_says_what_it_scored(tmp_path, capsys):
+    _write_streets(tmp_path / "streets")
+    weights = tmp_path / "w.safetensors"
+    sb.save(sb.build("splitbrain", preset="small", width=0.125), weights, {"steps": 5})
+    (tmp_path / "held.txt").write_text("CC_001\nCC_0\n")
+    argv = ["segment", "--weights", str(weights), "--data", f"camvid:{tmp_path / 'streets'}",
+            "--hold-out", f"@{tmp_path / 'held.txt'}", "--epochs", "1", "--batch-size", "2",
+            "--resize", "48", "--crop", "32", "--workers", "0", "--no-progress",
+            "--out", str(tmp_path / "seg")]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "train: camvid " in printed and "split=all but CC_001, CC_0: 4 images" in printed
+    assert "split=held out: CC_001, CC_0: 2 images" in printed
+    report = json.loads((tmp_path / "seg" / "segment.json").read_text())
+    assert report["settings"]["hold_out"] == ["CC_001", "CC_0"]
+    assert report["settings"]["test_data"].endswith("(held out: CC_001, CC_0)")
+    assert report["models"][0]["test_items"] == 2
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--test-data", f"camvid:{tmp_path / 'streets'}"])
+    assert exit_.value.code == 2 and "--hold-out scores frames of --data" in capsys.readouterr().err
 
 
 def test_generic_masks_take_class_names_from_classes_txt_or_the_values(tmp_path, caplog):

@@ -52,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "--test-data", metavar="SPEC", help="frames to score (default: --data's --test-split)"
     )
     p.add_argument("--test-split", default="val", choices=["val", "test"], help="the split scored")
+    p.add_argument(
+        "--hold-out", metavar="NAMES",
+        help="score on the frames of these sources, from every split of --data, and train on "
+        "all the others: comma-separated names, each a frame's stem or the start of it before "
+        "a separator (CamVid: the sequence, 0016E5 for 0016E5_07959), or @FILE listing them "
+        "one per line; a split by street, drive or camera, so that the scores say how the "
+        "features carry to scenes the heads never saw (default: none, --test-split is scored)",
+    )  # fmt: skip
     p.add_argument("--head", choices=HEADS, default="hypercolumn", help="the segmentation head")
     p.add_argument(
         "--layers", default=",".join(HYPERCOLUMN_LAYERS),
@@ -137,7 +145,7 @@ def _predict(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.predict:
         return _predict(args)
-    from ..data import open_masks
+    from ..data import held_out, open_masks
     from ..outputs import keep_earlier
     from ..segment import SegmentConfig, SegmentData, segment_models
     from ..segment.run import finished
@@ -173,15 +181,23 @@ def run(args: argparse.Namespace) -> int:
         out = keep_earlier(
             out, False, lambda f: finished(f, args.weights), "finished segmentation run"
         )
-    train = open_masks(args.data, "train").subset(args.max_items)
-    test = open_masks(args.test_data or args.data, args.test_split).subset(args.max_items)
+    if args.hold_out:
+        if args.test_data:
+            raise UsageError("--hold-out scores frames of --data; it takes no --test-data")
+        train, test = held_out(args.data, hold_out_names(args.hold_out))
+    else:
+        train = open_masks(args.data, "train")
+        test = open_masks(args.test_data or args.data, args.test_split)
+    train, test = train.subset(args.max_items), test.subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")
     data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
     settings = {
-        "data": args.data, "test_data": args.test_data or f"{args.data} ({args.test_split})",
+        "data": args.data, "test_data": args.test_data or f"{args.data} ({test.split})",
         "max_items": args.max_items, "weights": list(args.weights), "preset": args.preset,
         **config.to_dict(),
     }  # fmt: skip
+    if args.hold_out:
+        settings["hold_out"] = hold_out_names(args.hold_out)
     for key in ("workers", "accelerator", "progress", "checkpoint_every"):
         settings.pop(key)
     if args.max_items:
@@ -202,6 +218,22 @@ def run(args: argparse.Namespace) -> int:
         f"pictures: {paths['iou']}, {paths['frames']}"
     )
     return 0
+
+
+def hold_out_names(value: str) -> list[str]:
+    """--hold-out's names: NAME,NAME... or @FILE with one per line (UsageError if none)."""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            names = path.read_text().split()
+        except OSError as error:
+            raise UsageError(f"--hold-out {value}: {error.strerror or error}") from None
+    else:
+        names = [name.strip() for name in value.split(",")]
+    names = [name for name in names if name]
+    if not names:
+        raise UsageError(f"--hold-out {value!r} names no frames")
+    return names
 
 
 def match_baselines_for_segment(args: argparse.Namespace) -> None:

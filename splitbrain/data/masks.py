@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ log = logging.getLogger("splitbrain.data")
 #: The mask value of pixels that are left out of the loss and of every metric.
 IGNORE = 255
 FORMATS = ("camvid", "voc", "masks")
+SPLITS = ("train", "val", "test")
 _SPEC = re.compile(rf"^({'|'.join(FORMATS)}):(.*)$")
 
 CAMVID_CLASSES = (
@@ -249,8 +251,7 @@ def is_mask_spec(spec: str) -> bool:
     return bool(_SPEC.match(spec))
 
 
-def open_masks(spec: str, split: str = "train") -> MaskSource:
-    """Open ``camvid:DIR``, ``voc:DIR`` or ``masks:DIR`` at ``split`` (train, val or test)."""
+def _format_and_root(spec: str) -> tuple[str, Path]:
     match = _SPEC.match(spec)
     if not match:
         raise DatasetError(
@@ -260,4 +261,61 @@ def open_masks(spec: str, split: str = "train") -> MaskSource:
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"{fmt}:{root}: no such directory")
+    return fmt, root
+
+
+def open_masks(spec: str, split: str = "train") -> MaskSource:
+    """Open ``camvid:DIR``, ``voc:DIR`` or ``masks:DIR`` at ``split`` (train, val or test)."""
+    fmt, root = _format_and_root(spec)
     return {"camvid": _camvid, "voc": _voc, "masks": _generic}[fmt](root, split)
+
+
+def _splits(fmt: str, root: Path) -> list[str]:
+    """The splits that ``fmt:root`` has (a ``masks:`` folder without split folders: one)."""
+    if fmt == "camvid":
+        return [s for s in SPLITS if (root / s).is_dir()]
+    if fmt == "voc":
+        return [s for s in SPLITS if (root / "ImageSets" / "Segmentation" / f"{s}.txt").is_file()]
+    return [s for s in SPLITS if (root / s / "images").is_dir()] or ["train"]
+
+
+def in_group(stem: str, names: Iterable[str]) -> bool:
+    """Whether a frame named ``stem`` is one of ``names``, or begins with one followed by a
+    separator: CamVid's ``0016E5_07959`` belongs to ``0016E5`` (its sequence), not ``0016``."""
+    return any(
+        stem == name or (stem.startswith(name) and not stem[len(name)].isalnum()) for name in names
+    )
+
+
+def held_out(spec: str, names: Sequence[str]) -> tuple[MaskSource, MaskSource]:
+    """(train, test): every frame of every split of ``spec``, parted by name: the frames of
+    ``names`` (``in_group``) are scored, all the others train. A split by source (a street, a
+    drive, a camera) says how features carry to scenes the heads never saw, where a split
+    whose frames neighbour the training frames rewards remembering them."""
+    fmt, root = _format_and_root(spec)
+    pairs: dict[str, str | None] = {}
+    for split in _splits(fmt, root):
+        source = open_masks(spec, split)
+        for image, mask in zip(source.images, source.masks, strict=True):
+            pairs.setdefault(image, mask)
+    chosen = {image: in_group(Path(image).stem, names) for image in pairs}
+    held = [image for image, scored in chosen.items() if scored]
+    kept = [image for image, scored in chosen.items() if not scored]
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
+    if not held or not kept:
+        groups = sorted({re.split(r"[^0-9A-Za-z]", Path(i).stem)[0] for i in pairs})
+        shown = ", ".join(groups[:8]) + (", ..." if len(groups) > 8 else "")
+        raise DatasetError(
+            f"{fmt}:{root}: {'no frame' if not held else 'every frame'} is one of {listed} "
+            f"({len(pairs):,} frames; their names begin with {shown}): hold out some frames, "
+            "not none nor all"
+        )
+    source = open_masks(spec, "train")
+
+    def part(images: list[str], split: str) -> MaskSource:
+        return MaskSource(
+            fmt, str(root), split, images, [pairs[i] for i in images], source.classes,
+            source.palette, source.void,
+        )  # fmt: skip
+
+    return part(kept, f"all but {listed}"), part(held, f"held out: {listed}")

@@ -44,7 +44,7 @@ log = logging.getLogger("splitbrain.segment")
 
 #: Settings that make a different run: a folder made with other values is not resumed.
 RECIPE = (
-    "data", "test_data", "max_items", "preset", "head", "layers", "freeze_through",
+    "data", "test_data", "hold_out", "max_items", "preset", "head", "layers", "freeze_through",
     "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
     "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
 )  # fmt: skip
