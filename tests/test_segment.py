@@ -450,3 +450,24 @@ def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path,
     )
     assert main([*argv, "--lr", "0.02", "--overwrite"]) == 0
     assert json.loads((out / "segment.json").read_text())["settings"]["lr"] == 0.02
+
+
+def test_bn_stats_target_measures_the_trunks_statistics_on_the_training_frames(tmp_path):
+    _write_streets(tmp_path / "streets")
+    weights = tmp_path / "w.safetensors"
+    sb.save(sb.build("splitbrain", preset="small", width=0.125), weights, {"steps": 5})
+    argv = ["segment", "--weights", f"w={weights}", "--data", f"camvid:{tmp_path / 'streets'}",
+            "--epochs", "1", "--batch-size", "2", "--resize", "48", "--crop", "32",
+            "--workers", "0", "--no-progress"]  # fmt: skip
+    trunk_bn = "encoders.0.tower.layers.conv1.1.running_mean"
+    stored = sb.load(weights).state_dict()[trunk_bn]
+    for stats in ("weights", "target"):
+        assert main([*argv, "--bn-stats", stats, "--out", str(tmp_path / stats)]) == 0
+        segmenter = sb.load(tmp_path / stats / "models" / "w" / "w.safetensors")
+        mean = segmenter.state_dict()[trunk_bn]
+        if stats == "weights":  # the frozen trunk keeps its file's statistics
+            assert torch.equal(mean, stored)
+        else:  # measured on the training frames: not the file's (zero, for an untrained one)
+            assert not torch.allclose(mean, stored) and mean.abs().max() > 0.01
+    settings = json.loads((tmp_path / "target" / "segment.json").read_text())["settings"]
+    assert settings["bn_stats"] == "target"

@@ -93,6 +93,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "--class-weights", choices=["median-freq", "none"], default="median-freq",
         help="weight the loss by median frequency (SegNet's CamVid practice) or not",
     )  # fmt: skip
+    p.add_argument(
+        "--bn-stats", choices=["weights", "target"], default="weights",
+        help="the trunk's BatchNorm statistics: its weights' (measured on the pre-training "
+        "data) or measured anew on the training frames (target), as the gaussian baseline's are",
+    )  # fmt: skip
     add_preset_argument(p)
     add_precision_argument(p)
     p.add_argument(
@@ -167,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
             resize=args.resize or DEFAULT_RESIZE, resize_max=args.resize_max, crop=args.crop,
             epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            class_weights=args.class_weights, workers=args.workers, accelerator=args.accelerator,
+            class_weights=args.class_weights, bn_stats=args.bn_stats, workers=args.workers,
+            accelerator=args.accelerator,
             precision=precision(args, args.accelerator, "--accelerator"), seed=args.seed,
             checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
         )  # fmt: skip
@@ -200,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         settings["hold_out"] = hold_out_names(args.hold_out)
     for key in ("workers", "accelerator", "progress", "checkpoint_every"):
         settings.pop(key)
+    if args.bn_stats == "weights":  # as folders made before the option hold it: absent
+        settings.pop("bn_stats")
     if args.max_items:
         settings["subset"] = f"a trial: {args.max_items:,} frames of each split, evenly spread"
     paths: dict = {}

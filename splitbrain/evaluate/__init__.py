@@ -11,7 +11,7 @@ See docs/EVALUATION.md for the protocols, the command line and measured costs.
 """
 
 from ..extract import PAPER_GRID, activation_shapes, probe_grid, probe_grids
-from .baselines import build_baseline, open_model, parse_baseline
+from .baselines import batchnorm_from, build_baseline, open_model, parse_baseline
 from .data import LabelledData
 from .features import DEFAULT_LAYERS, FrozenTrunk
 from .finetune import FinetuneConfig, FinetuneNet, FinetuneResult, finetune
@@ -35,6 +35,7 @@ __all__ = [
     "Table",
     "activation_shapes",
     "average_precision",
+    "batchnorm_from",
     "build_baseline",
     "finetune",
     "knn_evaluate",

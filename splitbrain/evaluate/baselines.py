@@ -93,13 +93,29 @@ def build_baseline(
     ready for evaluation in eval mode."""
     torch.manual_seed(seed)
     model = build("gaussian" if init == "gaussian" else "splitbrain", preset, width=width)
-    train = data.dataset("train", TrainTransform(*input_geometry(preset, crop, resize)))
     if init == "gaussian":
-        batches = loader(train, CALIBRATION_BATCH_SIZE, shuffle=True, seed=seed)
-        calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
-    else:  # it sets the BatchNorm statistics itself, to those of its batch
-        images, _ = next(iter(loader(train, INIT_BATCH_SIZE, shuffle=True, seed=seed)))
-        kraehenbuehl_init_(model, images.float() / 255.0, seed=seed)
+        return batchnorm_from(model, data, seed, crop, resize)
+    # Krähenbühl's sets the BatchNorm statistics itself, to those of its batch
+    train = data.dataset("train", TrainTransform(*input_geometry(preset, crop, resize)))
+    images, _ = next(iter(loader(train, INIT_BATCH_SIZE, shuffle=True, seed=seed)))
+    kraehenbuehl_init_(model, images.float() / 255.0, seed=seed)
+    return model
+
+
+def batchnorm_from(
+    model: SplitBrain,
+    data: LabelledData,
+    seed: int = 0,
+    crop: int | None = None,
+    resize: int | None = None,
+) -> SplitBrain:
+    """``model`` with its BatchNorm statistics measured anew on ``data``'s training images
+    (random crops at ``crop`` and ``resize``, default the model's geometry), in eval mode: how
+    an untrained baseline gets them, and how a transferred network can take the statistics of
+    its new task's images instead of its pre-training data's."""
+    train = data.dataset("train", TrainTransform(*model.geometry(crop, resize)))
+    batches = loader(train, CALIBRATION_BATCH_SIZE, shuffle=True, seed=seed)
+    calibrate_batchnorm(model, batches, CALIBRATION_BATCHES)
     return model
 
 

@@ -27,7 +27,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..data import BadImageLog, scan_source
 from ..data.masks import MaskSource
-from ..evaluate import LabelledData, Table, open_model, write_report
+from ..evaluate import LabelledData, Table, batchnorm_from, open_model, write_report
 from ..evaluate.baselines import split_name
 from ..models import SplitBrain
 from ..progress import SUMMARY
@@ -46,7 +46,7 @@ log = logging.getLogger("splitbrain.segment")
 RECIPE = (
     "data", "test_data", "hold_out", "max_items", "preset", "head", "layers", "freeze_through",
     "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-    "lr_milestones", "lr_gamma", "class_weights", "seed", "precision",
+    "lr_milestones", "lr_gamma", "class_weights", "bn_stats", "seed", "precision",
 )  # fmt: skip
 FRAMES_SHOWN = 3
 #: The model a folder ``models/NAME/`` was trained from (its spec without NAME=).
@@ -239,6 +239,8 @@ def segment_models(
                 made_from = split_name(spec)[1]
                 atomic_write(folder / MODEL_RECORD, lambda t, m=made_from: Path(t).write_text(m))
                 name, model = open_spec(spec, photos)
+                if config.bn_stats == "target":
+                    batchnorm_from(model, photos, config.seed)
                 result = train_segmenter(
                     model,
                     data.train,

@@ -44,6 +44,9 @@ from .metrics import SegmentationScores, confusion_matrix
 log = logging.getLogger("splitbrain.segment")
 
 CLASS_WEIGHTS = ("median-freq", "none")
+#: Where the trunk's BatchNorm statistics come from: its weights (the pre-training data's), or
+#: the training frames of the task ("target", as the Gaussian baseline's always do).
+BN_STATS = ("weights", "target")
 
 
 @dataclass
@@ -64,6 +67,7 @@ class SegmentConfig:
     lr_milestones: tuple[float, ...] = LR_MILESTONES
     lr_gamma: float = 0.1
     class_weights: str = "median-freq"
+    bn_stats: str = "weights"  # the trunk's BatchNorm statistics: its weights', or "target"
     workers: int = 2
     accelerator: str = "auto"
     precision: str | None = None  # the trunk's; None: bf16-mixed where native, else 32-true
@@ -81,6 +85,8 @@ class SegmentConfig:
             )
         if self.class_weights not in CLASS_WEIGHTS:
             raise ValueError(f"class weights: choose from {', '.join(CLASS_WEIGHTS)}")
+        if self.bn_stats not in BN_STATS:
+            raise ValueError(f"BatchNorm statistics: choose from {', '.join(BN_STATS)}")
 
     def columns(self) -> list[str]:
         """The heads trained side by side, one column of the report each."""
