@@ -471,3 +471,17 @@ def test_bn_stats_target_measures_the_trunks_statistics_on_the_training_frames(t
             assert not torch.allclose(mean, stored) and mean.abs().max() > 0.01
     settings = json.loads((tmp_path / "target" / "segment.json").read_text())["settings"]
     assert settings["bn_stats"] == "target"
+
+
+def test_softened_class_weights_are_the_square_root_of_median_frequency(tmp_path):
+    from splitbrain.segment.train import class_weights
+
+    _write_streets(tmp_path)
+    source = open_masks(f"camvid:{tmp_path}", "train")
+    indices = np.arange(len(source))
+    full = median_frequency_weights(source, indices)
+    assert full.min() < 1 < full.max()  # some classes lifted, some lowered
+    softened = class_weights(source, indices, "sqrt-median-freq")
+    torch.testing.assert_close(softened, full.sqrt())
+    assert torch.equal(class_weights(source, indices, "median-freq"), full)
+    assert class_weights(source, indices, "none") is None

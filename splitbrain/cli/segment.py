@@ -90,8 +90,10 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )  # fmt: skip
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
     p.add_argument(
-        "--class-weights", choices=["median-freq", "none"], default="median-freq",
-        help="weight the loss by median frequency (SegNet's CamVid practice) or not",
+        "--class-weights", choices=["median-freq", "sqrt-median-freq", "none"],
+        default="median-freq",
+        help="weight the loss by median frequency (SegNet's CamVid practice), by its square "
+        "root (softened), or not",
     )  # fmt: skip
     p.add_argument(
         "--bn-stats", choices=["weights", "target"], default="weights",

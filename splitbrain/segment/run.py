@@ -38,7 +38,7 @@ from ..train.run_folder import run_folder_faults
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
 from .predict import segment_photo
-from .train import SegmentConfig, SegmentResult, median_frequency_weights, train_segmenter
+from .train import SegmentConfig, SegmentResult, class_weights, train_segmenter
 
 log = logging.getLogger("splitbrain.segment")
 
@@ -213,16 +213,12 @@ def segment_models(
         check_recipe(out, settings, started, RECIPE, ("weights",))
         text = yaml.safe_dump(settings, sort_keys=False)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
-        weights = (
-            median_frequency_weights(data.train, data.train_log.good_indices())
-            if (config.class_weights == "median-freq")
-            else None
-        )
+        weights = class_weights(data.train, data.train_log.good_indices(), config.class_weights)
         if weights is not None:
             listing = ", ".join(
                 f"{c} {w:.3f}" for c, w in zip(data.train.classes, weights.tolist(), strict=True)
             )
-            log.info("median-frequency class weights: %s", listing)
+            log.info("class weights (%s): %s", config.class_weights, listing)
         results: list[SegmentResult] = []
         saved: dict[str, Path] = {}
         photos = data.photos()

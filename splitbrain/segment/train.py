@@ -43,7 +43,7 @@ from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")
 
-CLASS_WEIGHTS = ("median-freq", "none")
+CLASS_WEIGHTS = ("median-freq", "sqrt-median-freq", "none")
 #: Where the trunk's BatchNorm statistics come from: its weights (the pre-training data's), or
 #: the training frames of the task ("target", as the Gaussian baseline's always do).
 BN_STATS = ("weights", "target")
@@ -155,6 +155,16 @@ def median_frequency_weights(source: MaskSource, indices: np.ndarray) -> Tensor:
     frequency = torch.where(present_in > 0, pixels / present_in.clamp(min=1), torch.nan)
     weights = frequency.nanmedian() / frequency
     return torch.nan_to_num(weights, nan=0.0).float()
+
+
+def class_weights(source: MaskSource, indices: np.ndarray, kind: str) -> Tensor | None:
+    """The loss's class weights (``CLASS_WEIGHTS``): median frequency, its square root (rare
+    classes lifted less: fewer large blobs of pole or pedestrian drawn over buildings), or
+    None for a plain loss."""
+    if kind == "none":
+        return None
+    weights = median_frequency_weights(source, indices)
+    return weights.sqrt() if kind == "sqrt-median-freq" else weights
 
 
 class SegmentTask(L.LightningModule):
