@@ -90,8 +90,8 @@ def training_step(self, batch, index):
     return original(self, batch, index)
 task.PretrainTask.training_step = training_step
 """
-#: The signal to every process of the job, from another process (as SLURM's step daemon or a
-#: terminal sends it: a loader worker treats a SIGTERM from its own parent as a shutdown).
+#: The signal to every process of the job, from another process, as SLURM's step daemon or a
+#: terminal sends it.
 JOB_KILL = (
     "(lambda s: subprocess.run([sys.executable, '-c', "
     "f'import os; os.killpg({os.getpgid(0)}, {int(s)})']))"

@@ -5,6 +5,7 @@ import importlib.util
 import logging
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -303,8 +304,8 @@ def test_a_run_folder_error_says_which_file_why_and_what_to_do(tmp_path):
     (out / "checkpoints").mkdir(parents=True)
     full = OSError(errno.ENOSPC, "No space left on device", str(out / "config.yaml"))
     assert explain(out, full) == (
-        f"{out}/config.yaml: could not write (No space left on device): free space on its disk, "
-        "then run the same command again"
+        f"{out}/config.yaml: No space left on device: free space on its disk, then run the same "
+        "command again"
     )
     (out / "checkpoints" / "step-00000002.ckpt").touch()
     denied = WriteError.of(out / "weights.safetensors", PermissionError(errno.EACCES, "denied"))
@@ -326,8 +327,15 @@ def test_run_folder_faults_find_the_oserror_under_lightnings_valueerror(tmp_path
     wrapped = ValueError("you tried to log 1.0 which is currently not supported")
     wrapped.__cause__ = error  # as ``raise ... from error`` makes it
     folder = run_folder_faults(tmp_path / "run")
-    with pytest.raises(RunFolderError, match="run/tb: could not write"), folder:
+    with (
+        pytest.raises(RunFolderError, match="run/tb: I/O error: make sure .*run can be written"),
+        folder,
+    ):
         raise wrapped
+    chosen = ValueError("a weights file that is not one")  # raised ``from None``: its own line
+    chosen.__context__, chosen.__suppress_context__ = error, True
+    with pytest.raises(ValueError, match="not one"), run_folder_faults(tmp_path / "run"):
+        raise chosen
     data = FileNotFoundError(errno.ENOENT, "No such file", str(tmp_path / "data.npz"))
     with pytest.raises(FileNotFoundError), run_folder_faults(tmp_path / "run"):
         raise data  # not the run folder's: unchanged
@@ -344,4 +352,7 @@ def test_a_failed_runs_tensorboard_log_closes_without_raising(tmp_path, capsys):
         logs[0].finalize("failed")  # quietly, so that Lightning goes on to end the loader workers
         with pytest.raises(FileNotFoundError, match="No such file or directory"):
             TensorBoardLogger.finalize(logs[1], "failed")  # where Lightning's own raises again
+        for thread in threading.enumerate():  # their writer threads end inside the block
+            if type(thread).__module__.startswith("tensorboard."):
+                thread.join(timeout=10)
     assert "Traceback" not in capsys.readouterr().err

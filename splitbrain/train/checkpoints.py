@@ -118,7 +118,7 @@ class RollingCheckpoints(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every == 0:
             self.save(trainer, pl_module)
-        else:
+        elif trainer.is_global_zero:  # the rank that writes: another node may cache the folder
             self._check_run_folder()
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -139,7 +139,8 @@ class RollingCheckpoints(L.Callback):
                 f"step {step}: {poisoned} is not finite; no checkpoint written, the previous "
                 f"ones in {self.folder} are intact"
             )
-        self._check_run_folder()
+        if trainer.is_global_zero:
+            self._check_run_folder()
         # the whole state (optimizer, loops, callbacks): what an exact resume needs; saying so
         # also keeps Lightning from logging its default at every checkpoint
         trainer.save_checkpoint(checkpoint_path(self.folder, step), weights_only=False)

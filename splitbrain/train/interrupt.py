@@ -17,7 +17,9 @@ Handlers can only be installed from the main thread: elsewhere signals keep thei
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
 import os
 import re
 import signal
@@ -40,35 +42,42 @@ _LOST = 255  # the agreed code when rank 0's lock was taken over (above any sign
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """A loader worker's start: stop signals are the main process's business (SLURM signals
+    """A loader worker's start: the signals are the main process's business (SLURM signals
     every process of a job, a terminal's Ctrl-C the whole process group, and a worker killed
     by one fails the main process before it can write its checkpoint); then Lightning's
     seeding of worker processes, which this replaces as the loader's ``worker_init_fn``.
-
-    A SIGTERM from the worker's own main process still ends it: that is how torch and
-    multiprocessing end workers that are not shut down otherwise (at exit after an error, when
-    the error's traceback keeps the loader alive), and a worker deaf to it would keep the main
-    process waiting on it forever. Telling the senders apart needs ``sigwaitinfo`` (Linux);
-    elsewhere SIGTERM keeps torch's handler, which ends the worker whoever sends it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    if hasattr(signal, "sigwaitinfo"):
-        # blocked before any other thread starts, so that every thread of the worker blocks it
-        # and only the waiting thread receives it
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        parent = os.getppid()
-        threading.Thread(
-            target=_end_on_sigterm_from, args=(parent,), name="sigterm", daemon=True
-        ).start()
+    The main process ends them at exit if nothing else did (``end_loader_workers_at_exit``)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     pl_worker_init_function(worker_id)
 
 
-def _end_on_sigterm_from(parent: int) -> None:
-    """Wait for SIGTERMs; end the worker at once on its parent's, as torch's own handler does
-    (exit status 0, which the parent's check of its workers does not report as a failure)."""
-    while True:
-        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
-            os._exit(0)
+def end_loader_workers_at_exit() -> None:
+    """Kill, at this process's exit, the loader workers still alive (once registered, however
+    often called). After an error whose traceback keeps a loader alive, Python's exit ends
+    daemonic children with SIGTERM and waits for them: workers that ignore it (above) would
+    keep the process waiting forever. atexit runs last what registered first, so this runs
+    before multiprocessing's own handler, which then finds nothing left to wait for."""
+    global _ending_registered
+    if not _ending_registered:
+        atexit.register(_kill_daemonic_children)
+        _ending_registered = True
+
+
+_ending_registered = False
+
+
+def _kill_daemonic_children() -> None:
+    children = [p for p in multiprocessing.active_children() if p.daemon]
+    if not children:
+        return
+    if threading.current_thread() is threading.main_thread():
+        # torch's SIGCHLD handler would report each kill as a worker that failed
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join()
 
 
 class StopOnSignal(L.Callback):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from ..errors import RunFolderError
+from ..errors import RunFolderError, WriteError
 
 log = logging.getLogger("splitbrain.train")
 
@@ -46,6 +46,7 @@ def explain(out: Path, error: OSError) -> str | None:
     if not _inside(path, out):
         return None
     reason = error.strerror or str(error)
+    problem = str(error) if isinstance(error, WriteError) else f"{path}: {reason}"
     if error.errno == errno.ENOENT and not out.is_dir():
         detail = "" if path == out else f" ({path}: {reason})"
         return (
@@ -55,18 +56,22 @@ def explain(out: Path, error: OSError) -> str | None:
         )
     remedy = _REMEDIES.get(error.errno, "make sure {out} can be written").format(out=out)
     again = "then run the same command again"
-    if next(out.rglob("step-*.ckpt"), None) is not None:
-        again += " to resume from its newest checkpoint"
-    return f"{path}: could not write ({reason}): {remedy}, {again}"
+    try:
+        if next(out.rglob("step-*.ckpt"), None) is not None:
+            again += " to resume from its newest checkpoint"
+    except OSError:  # the file system that failed the run may fail this too
+        pass
+    return f"{problem}: {remedy}, {again}"
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and what caused it: Lightning re-raises a logger's OSError as a ValueError."""
+    """``error`` and what caused it (Lightning re-raises a logger's OSError as a ValueError);
+    not the context an error was raised ``from None`` to leave out."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
 
 
 @contextmanager
@@ -81,6 +86,7 @@ def run_folder_faults(out: str | os.PathLike) -> Iterator[None]:
         line = next(filter(None, (explain(out, e) for e in oserrors)), None)
         if line is None:
             raise
+        log.debug("%s", line, exc_info=True)  # the traceback, for whoever turns debugging on
         raise RunFolderError(line) from None
 
 
@@ -98,5 +104,5 @@ class TensorBoardLog(TensorBoardLogger):
             return
         try:
             super().finalize(status)
-        except OSError as error:
+        except Exception as error:  # OSError, or TensorFlow's own when it writes the files
             log.debug("%s: not closed after the run failed (%s)", self.log_dir, error)

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .interrupt import ignore_stop_signals
+from .interrupt import end_loader_workers_at_exit, ignore_stop_signals
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
 
@@ -104,7 +104,10 @@ def make_loader(
     start_step: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """The loader of this rank's share of steps ``start_step``..``total_steps``-1."""
+    """The loader of this rank's share of steps ``start_step``..``total_steps``-1; its worker
+    processes ignore stop signals and are ended at exit if an error left them running."""
+    if workers:
+        end_loader_workers_at_exit()
     sampler = StepSampler(
         len(dataset), global_batch, total_steps, seed, rank, world_size, start_step
     )
