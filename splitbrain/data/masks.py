@@ -294,8 +294,8 @@ def held_out(spec: str, names: Sequence[str]) -> tuple[MaskSource, MaskSource]:
     whose frames neighbour the training frames rewards remembering them."""
     fmt, root = _format_and_root(spec)
     pairs: dict[str, str | None] = {}
-    for split in _splits(fmt, root):
-        source = open_masks(spec, split)
+    sources = [open_masks(spec, split) for split in _splits(fmt, root)]
+    for source in sources:
         for image, mask in zip(source.images, source.masks, strict=True):
             pairs.setdefault(image, mask)
     chosen = {image: in_group(Path(image).stem, names) for image in pairs}
@@ -310,7 +310,7 @@ def held_out(spec: str, names: Sequence[str]) -> tuple[MaskSource, MaskSource]:
             f"({len(pairs):,} frames; their names begin with {shown}): hold out some frames, "
             "not none nor all"
         )
-    source = open_masks(spec, "train")
+    source = sources[0]  # every split of a spec has the same classes
 
     def part(images: list[str], split: str) -> MaskSource:
         return MaskSource(

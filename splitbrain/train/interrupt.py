@@ -18,6 +18,7 @@ Handlers can only be installed from the main thread: elsewhere signals keep thei
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import multiprocessing
 import os
@@ -52,19 +53,14 @@ def ignore_stop_signals(worker_id: int) -> None:
     pl_worker_init_function(worker_id)
 
 
+@functools.cache
 def end_loader_workers_at_exit() -> None:
     """Kill, at this process's exit, the loader workers still alive (once registered, however
     often called). After an error whose traceback keeps a loader alive, Python's exit ends
     daemonic children with SIGTERM and waits for them: workers that ignore it (above) would
     keep the process waiting forever. atexit runs last what registered first, so this runs
     before multiprocessing's own handler, which then finds nothing left to wait for."""
-    global _ending_registered
-    if not _ending_registered:
-        atexit.register(_kill_daemonic_children)
-        _ending_registered = True
-
-
-_ending_registered = False
+    atexit.register(_kill_daemonic_children)
 
 
 def _kill_daemonic_children() -> None:
