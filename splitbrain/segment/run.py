@@ -235,8 +235,8 @@ def segment_models(
                 made_from = split_name(spec)[1]
                 atomic_write(folder / MODEL_RECORD, lambda t, m=made_from: Path(t).write_text(m))
                 name, model = open_spec(spec, photos)
-                if config.bn_stats == "target":
-                    batchnorm_from(model, photos, config.seed)
+                if config.bn_stats == "target":  # at the crops its head trains on
+                    batchnorm_from(model, photos, config.seed, config.crop, config.resize)
                 result = train_segmenter(
                     model,
                     data.train,
