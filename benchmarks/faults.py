@@ -36,8 +36,8 @@ from PIL import Image
 
 import splitbrain as sb
 from splitbrain.data import open_source
-from splitbrain.train.checkpoints import checkpoints
-from splitbrain.train.lock import LOCK_NAME, RunLock
+from splitbrain.runs.checkpoints import checkpoints
+from splitbrain.runs.lock import LOCK_NAME, RunLock
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +50,7 @@ COMMANDS = ("pretrain", "probe", "knn", "finetune", "segment", "extract")
 FAULT = "fault injected at"
 #: Run the command line with a fault patched in: ``python -c PRELUDE+PATCH+MAIN pretrain ...``.
 PRELUDE = f"""import errno, os, shutil, signal, subprocess, sys, time, torch
+import splitbrain.runs.checkpoints as saving
 import splitbrain.train.task as task
 def fault():
     print({FAULT!r}, time.time(), file=sys.stderr, flush=True)
@@ -57,7 +58,7 @@ def fault():
 MAIN = "\nfrom splitbrain.cli import entry_point\nentry_point()\n"
 #: The second checkpoint write (step 4) dies half-way: the process is SIGKILLed mid-file.
 KILL_IN_WRITE = """
-original, calls = task._save, []
+original, calls = saving._save, []
 def save(checkpoint, path):
     calls.append(path)
     if len(calls) == 2:
@@ -66,18 +67,18 @@ def save(checkpoint, path):
             file.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     original(checkpoint, path)
-task._save = save
+saving._save = save
 """
 #: The second checkpoint write (step 4) meets a full disk.
 DISK_FULL = """
-original, calls = task._save, []
+original, calls = saving._save, []
 def save(checkpoint, path):
     calls.append(path)
     if len(calls) == 2:
         fault()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     original(checkpoint, path)
-task._save = save
+saving._save = save
 """
 #: At the start of a step (filled in), something goes wrong (one statement, filled in): from
 #: the outside a fault cannot be timed to land mid-run in a run of a few steps.

@@ -42,8 +42,8 @@ from splitbrain.evaluate import (
 )
 from splitbrain.evaluate.report import plot
 from splitbrain.init import INITS
+from splitbrain.runs.checkpoints import checkpoints
 from splitbrain.train import TrainConfig, pretrain
-from splitbrain.train.checkpoints import checkpoints
 from splitbrain.weights import load
 
 REPO = Path(__file__).resolve().parents[1]

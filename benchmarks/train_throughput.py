@@ -30,7 +30,7 @@ from splitbrain.data.builtin import SkimageSource
 from splitbrain.device import default_precision, native_bf16
 from splitbrain.models import training_flops_per_image
 from splitbrain.objective import downsample
-from splitbrain.train.stream import make_loader
+from splitbrain.runs.stream import make_loader
 from splitbrain.train.task import FUSED_ADAM
 
 CASES = {"paper": (180, 64), "small": (32, 256)}

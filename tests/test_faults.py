@@ -18,8 +18,8 @@ from splitbrain.atomic import atomic_write
 from splitbrain.cli import main, quiet_third_parties
 from splitbrain.data import open_source
 from splitbrain.errors import CheckpointError, NonFiniteError, RunFolderError, WriteError
-from splitbrain.train.checkpoints import checkpoints, resumable_checkpoint
-from splitbrain.train.run_folder import TensorBoardLog, explain, run_folder_faults
+from splitbrain.runs.checkpoints import checkpoints, resumable_checkpoint
+from splitbrain.runs.folder import TensorBoardLog, explain, run_folder_faults
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
 
@@ -222,7 +222,7 @@ def test_keeps_the_newest_checkpoints_and_renames_a_corrupt_one(tmp_path, caplog
     torch.save(_SMALLEST_CHECKPOINT, folder / "step-00000002.ckpt")
     (folder / "step-00000004.ckpt").write_bytes(b"PK\x03\x04 half a zip")
     (folder / ".step-00000006.ckpt.abc.tmp").write_bytes(b"interrupted")
-    with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
+    with caplog.at_level(logging.WARNING, logger="splitbrain.runs"):
         assert resumable_checkpoint(folder) == folder / "step-00000002.ckpt"
     assert "step-00000004.ckpt: unreadable" in caplog.text
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -253,7 +253,7 @@ def test_a_checkpoint_that_would_run_code_is_skipped_without_running_it(tmp_path
     marker = tmp_path / "code-ran"
     planted = {**_SMALLEST_CHECKPOINT, "global_step": 4, "loops": {"payload": _RunsCode(marker)}}
     torch.save(planted, folder / "step-00000004.ckpt")
-    with caplog.at_level(logging.WARNING, logger="splitbrain.train"):
+    with caplog.at_level(logging.WARNING, logger="splitbrain.runs"):
         assert resumable_checkpoint(folder) == folder / "step-00000002.ckpt"
     assert not marker.exists()
     assert "step-00000004.ckpt: unreadable (Weights only load failed" in caplog.text

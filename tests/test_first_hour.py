@@ -204,9 +204,9 @@ def test_init_from_starts_at_the_loaded_networks_loss(trained, tmp_path, caplog)
     import lightning as L
 
     from splitbrain.objective import Objective
+    from splitbrain.runs.stream import make_loader
     from splitbrain.train import TrainConfig, pretrain
     from splitbrain.train.data import open_training_data
-    from splitbrain.train.stream import make_loader
 
     data, weights = trained
 

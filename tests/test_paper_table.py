@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from splitbrain.train.checkpoints import checkpoints
+from splitbrain.runs.checkpoints import checkpoints
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_table.py"
 

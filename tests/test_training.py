@@ -19,10 +19,10 @@ from splitbrain.cli.pretrain import config_from_args
 from splitbrain.data import open_source
 from splitbrain.data.shards import prepare
 from splitbrain.objective import Objective
+from splitbrain.runs.checkpoints import checkpoints
+from splitbrain.runs.stream import StepSampler
 from splitbrain.train import TrainConfig, pretrain
-from splitbrain.train.checkpoints import checkpoints
 from splitbrain.train.config import RECIPE_KEYS
-from splitbrain.train.stream import StepSampler
 from splitbrain.train.task import PretrainTask
 
 CLI = [sys.executable, "-m", "splitbrain"]

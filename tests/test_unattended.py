@@ -27,8 +27,8 @@ from tqdm import tqdm
 import splitbrain.progress
 from splitbrain.cli import _ConsoleHandler, main
 from splitbrain.errors import Interrupted, RunError
-from splitbrain.train.interrupt import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
-from splitbrain.train.lock import LOCK_NAME, RunLock, RunLockedError, first_process
+from splitbrain.runs.lock import LOCK_NAME, RunLock, RunLockedError, first_process
+from splitbrain.runs.signals import STOP_SIGNALS, StopOnSignal, ignore_stop_signals
 
 CLI = [sys.executable, "-m", "splitbrain"]
 
@@ -87,7 +87,7 @@ def test_a_dead_holder_on_this_host_is_taken_over_with_one_line(tmp_path, caplog
     lock = tmp_path / "run" / LOCK_NAME
     pid = _dead_pid()
     _holder(lock, pid=pid, host=socket.gethostname())
-    with caplog.at_level(logging.INFO, logger="splitbrain.train"), RunLock(lock.parent):
+    with caplog.at_level(logging.INFO, logger="splitbrain.runs"), RunLock(lock.parent):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
     assert f"taking over a stale lock (pid {pid} on this host is no longer running)" in caplog.text
     assert not lock.exists() and lock.parent.exists()  # the folder was there before
@@ -97,7 +97,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_holder(tmp_path):
     lock = tmp_path / LOCK_NAME
     # our own pid, but a process start time that is not ours: the holder was another program
     _holder(lock, pid=os.getpid(), host=socket.gethostname(), start_ticks=1)
-    if splitbrain.train.lock._start_ticks(os.getpid()) is None:
+    if splitbrain.runs.lock._start_ticks(os.getpid()) is None:
         pytest.skip("no /proc: process start times are not known here")
     with RunLock(tmp_path):
         assert json.loads(lock.read_text())["start_ticks"] != 1
@@ -108,9 +108,9 @@ def test_another_hosts_lock_is_stale_only_when_its_heartbeat_is(tmp_path, caplog
     _holder(lock, pid=1, host="node-elsewhere")
     with pytest.raises(RunLockedError, match="pid 1 on node-elsewhere .*heartbeat 0 s ago"):
         RunLock(tmp_path).__enter__()
-    old = time.time() - splitbrain.train.lock.STALE_AFTER - 60
+    old = time.time() - splitbrain.runs.lock.STALE_AFTER - 60
     os.utime(lock, (old, old))
-    with caplog.at_level(logging.INFO, logger="splitbrain.train"), RunLock(tmp_path):
+    with caplog.at_level(logging.INFO, logger="splitbrain.runs"), RunLock(tmp_path):
         pass
     assert "its heartbeat from node-elsewhere is 36" in caplog.text  # 360 s, give or take
 
@@ -119,7 +119,7 @@ def test_an_unreadable_lock_file_is_taken_over(tmp_path, caplog):
     (tmp_path / LOCK_NAME).write_text("{half a")
     old = time.time() - 10
     os.utime(tmp_path / LOCK_NAME, (old, old))
-    with caplog.at_level(logging.INFO, logger="splitbrain.train"), RunLock(tmp_path):
+    with caplog.at_level(logging.INFO, logger="splitbrain.runs"), RunLock(tmp_path):
         pass
     assert "the lock file is unreadable" in caplog.text
 
@@ -257,7 +257,7 @@ def test_an_earlier_run_of_the_same_slurm_job_left_a_stale_lock(tmp_path, monkey
     _holder(tmp_path / LOCK_NAME, pid=1, host="node-a", machine="node-a/boot/1", slurm="77:0")
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    with caplog.at_level(logging.INFO, logger="splitbrain.train"), RunLock(tmp_path):
+    with caplog.at_level(logging.INFO, logger="splitbrain.runs"), RunLock(tmp_path):
         pass
     assert "left by an earlier run of SLURM job 77" in caplog.text
     monkeypatch.setenv("SLURM_JOB_ID", "78")  # another job's fresh lock is its own
@@ -350,7 +350,7 @@ def test_an_interruption_crosses_process_boundaries():
 
 _HOLDS_A_LOADER_AND_FAILS = """
 import torch
-from splitbrain.train.stream import make_loader
+from splitbrain.runs.stream import make_loader
 class Zeros(torch.utils.data.Dataset):
     def __len__(self):
         return 100

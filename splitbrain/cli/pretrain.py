@@ -287,8 +287,8 @@ def preset_from_data(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runs.checkpoints import checkpoints
     from ..train import pretrain
-    from ..train.checkpoints import checkpoints
 
     if args.devices != "auto" and not args.devices.isdigit():
         raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")

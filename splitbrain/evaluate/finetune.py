@@ -25,8 +25,8 @@ from ..data import EvalTransform, TrainTransform
 from ..device import device_for, resolve_precision
 from ..extract import activation_shapes, model_input
 from ..models import PRESET_INPUT, SplitBrain
+from ..runs.fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .data import LabelledData, loader
-from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .metrics import (
     average_precision,
     average_precision_11point,

@@ -40,9 +40,9 @@ from ..device import device_for, native_bf16, resolve_precision
 from ..extract import TARGET_DIMS, probe_grids
 from ..models import SplitBrain
 from ..progress import track
+from ..runs.fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .data import LabelledData, loader
 from .features import DEFAULT_LAYERS, FrozenTrunk, check_layers, describe_grids
-from .fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
 from .metrics import topk_correct
 
 log = logging.getLogger("splitbrain.evaluate")

@@ -31,10 +31,10 @@ from ..evaluate import LabelledData, Table, batchnorm_from, open_model, write_re
 from ..evaluate.baselines import split_name
 from ..models import SplitBrain
 from ..progress import SUMMARY
-from ..train.checkpoints import checkpoints
-from ..train.config import RecipeError, check_recipe, saved_settings
-from ..train.lock import RunLock
-from ..train.run_folder import run_folder_faults
+from ..runs.checkpoints import checkpoints
+from ..runs.folder import run_folder_faults
+from ..runs.lock import RunLock
+from ..runs.recipe import RecipeError, check_recipe, saved_settings
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
 from .predict import segment_photo

@@ -29,16 +29,20 @@ from ..data.masks import IGNORE, MaskSource
 from ..data.transforms import resize_frame, resized_shape
 from ..device import autocast, device_for, resolve_precision
 from ..evaluate.finetune import trainable_split
-from ..evaluate.fitting import LR_MILESTONES, progress_callbacks, quiet_lightning, sgd_with_steps
 from ..extract import model_input
 from ..models import SplitBrain
 from ..progress import track
+from ..runs.checkpoints import (
+    AtomicCheckpointIO,
+    RollingCheckpoints,
+    checkpoint_step,
+    resumable_checkpoint,
+)
+from ..runs.fitting import LR_MILESTONES, progress_callbacks, quiet_lightning, sgd_with_steps
+from ..runs.folder import TensorBoardLog
+from ..runs.signals import StopOnSignal
+from ..runs.stream import StreamLoader
 from ..segmentation import DEFAULT_RESIZE, HYPERCOLUMN_LAYERS, build_head
-from ..train.checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
-from ..train.interrupt import StopOnSignal
-from ..train.run_folder import TensorBoardLog
-from ..train.stream import StreamLoader
-from ..train.task import AtomicCheckpointIO
 from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -30,11 +29,7 @@ RECIPE_KEYS = (
     "soft_targets", "rebalance", "precision", "max_items", "init_from", "intrinsics",
 )  # fmt: skip
 #: Written to config.yaml for the record, never compared.
-_UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
-
-
-class RecipeError(ValueError):
-    """A run folder holds a run made with settings that the new command changes."""
+UNCOMPARED = ("out", "precision_reason", "steps", "epochs", "total_steps")
 
 
 @dataclass
@@ -153,62 +148,3 @@ class TrainConfig:
         """The learning-rate multiplier at ``step``: the recipe's steps at fractions of the run."""
         milestones = [round(m * total_steps) for m in self.lr_milestones]
         return self.lr_factors[sum(step >= m for m in milestones)]
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def saved_settings(out: Path) -> dict | None:
-    """The settings in ``out``'s config.yaml, or None when it holds no run."""
-    saved = out / "config.yaml"
-    return yaml.safe_load(saved.read_text()) if saved.exists() else None
-
-
-def check_recipe(
-    out: Path,
-    now: dict,
-    started: bool,
-    recipe: tuple[str, ...] = RECIPE_KEYS,
-    uncompared: tuple[str, ...] = _UNCOMPARED,
-) -> None:
-    """Refuse to resume a run folder whose run was made with another recipe (RecipeError,
-    naming each setting with both values); log the settings that change and may. ``now``: the
-    settings as config.yaml holds them; ``started``: whether the folder holds a checkpoint or
-    a result; ``recipe``: the settings that may not change."""
-    previous = saved_settings(out)
-    if previous is None:
-        return
-    if not started:  # it stopped before its first checkpoint: nothing to resume or protect
-        log.info("%s: no checkpoint yet; starting it again with this command's settings", out)
-        return
-    changed = [k for k in now if k not in uncompared and previous.get(k) != now[k]]
-    refused = [k for k in changed if k in recipe]
-    if refused:
-        listing = "; ".join(f"{_flag(k)} {previous.get(k)} there, {now[k]} now" for k in refused)
-        raise RecipeError(
-            f"{out} holds a run made with other settings ({listing}): re-run the command that "
-            f"made it to resume it (its settings are in {out / 'config.yaml'}), or choose a "
-            "new --out"
-        )
-    for key in changed:
-        log.info("%s: %s %s (was %s)", out, _flag(key), now[key], previous.get(key))
-
-
-def check_length(out: Path, total_steps: int, done: int) -> None:
-    """A resumed run keeps its length, except that a finished run may be extended; ``done``
-    is the step of the checkpoint it resumes from."""
-    previous = (saved_settings(out) or {}).get("total_steps")
-    if previous is None or previous == total_steps or done == 0:
-        return
-    if done >= previous and total_steps > previous:
-        log.info(
-            "%s: extending the finished run from %d to %d steps (the learning-rate steps "
-            "move with the new length)", out, previous, total_steps,
-        )  # fmt: skip
-        return
-    raise RecipeError(
-        f"{out} holds a run of {previous} steps (at step {done}); this command asks for "
-        f"{total_steps}: a run's length changes its learning-rate schedule, so only a finished "
-        "run may be extended. Re-run it with its own --steps/--epochs, or choose a new --out"
-    )

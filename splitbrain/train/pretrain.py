@@ -25,24 +25,30 @@ from torch.utils.data import Dataset
 from ..atomic import atomic_write
 from ..colorize import colorizer, save_colorization_grid
 from ..data import EvalTransform, ImageDataset
-from ..evaluate.fitting import progress_callbacks, quiet_lightning
 from ..init import CALIBRATION_BATCHES, calibrate_batchnorm, kraehenbuehl_init_
 from ..losses import rebalancing_weights
 from ..models import SplitBrain
 from ..objective import Objective, target_histograms
 from ..progress import SUMMARY
+from ..runs.checkpoints import (
+    AtomicCheckpointIO,
+    RollingCheckpoints,
+    checkpoint_step,
+    resumable_checkpoint,
+)
+from ..runs.checkpoints import checkpoints as checkpoint_files  # ``checkpoints`` names a callback
+from ..runs.fitting import progress_callbacks, quiet_lightning
+from ..runs.folder import TensorBoardLog, run_folder_faults
+from ..runs.lock import RunLock, first_process
+from ..runs.recipe import check_length, check_recipe
+from ..runs.signals import StopOnSignal
+from ..runs.stream import StreamLoader, make_loader
 from ..variants import UNTRAINED, build
 from ..weights import load, save
 from .callbacks import KNNProbeCallback
-from .checkpoints import RollingCheckpoints, checkpoint_step, resumable_checkpoint
-from .checkpoints import checkpoints as checkpoint_files  # ``checkpoints`` names a callback
-from .config import TrainConfig, check_length, check_recipe
+from .config import RECIPE_KEYS, UNCOMPARED, TrainConfig
 from .data import open_training_data
-from .interrupt import StopOnSignal
-from .lock import RunLock, first_process
-from .run_folder import TensorBoardLog, run_folder_faults
-from .stream import StreamLoader, make_loader
-from .task import AtomicCheckpointIO, PretrainTask
+from .task import PretrainTask
 
 log = logging.getLogger("splitbrain.train")
 
@@ -224,7 +230,7 @@ def _pretrain(
     out = Path(config.out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     started = bool(checkpoint_files(out / "checkpoints")) or (out / "weights.safetensors").exists()
-    check_recipe(out, config.to_dict(), started)
+    check_recipe(out, config.to_dict(), started, RECIPE_KEYS, UNCOMPARED)
     dataset, report = open_training_data(config)
     total_steps = config.total_steps(len(dataset))
     resume = resumable_checkpoint(out / "checkpoints", tidy=first)

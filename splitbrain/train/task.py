@@ -1,39 +1,19 @@
-"""The Lightning side of pre-training: the task that wraps a model and its objective, and
-checkpoints that are never half written. The model stays a plain ``torch.nn`` module."""
+"""The Lightning side of pre-training: the task that wraps a model and its objective. The model
+stays a plain ``torch.nn`` module."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..atomic import atomic_write
 from ..errors import NonFiniteError
 from ..models import SplitBrain, training_flops_per_image
 from ..objective import Objective
+from ..runs.stream import sample_seed
 from .config import TrainConfig
-from .stream import sample_seed
 
 # One kernel for the whole Adam update (CPU support since torch 2.4).
 FUSED_ADAM = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
-
-
-def _save(checkpoint: dict, path: str) -> None:
-    with open(path, "wb") as file:  # through a file object a full disk is an OSError
-        torch.save(checkpoint, file)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints are written to a temporary file and renamed: never half a file."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        atomic_write(path, lambda tmp: _save(checkpoint, tmp))
-
-    def remove_checkpoint(self, path) -> None:
-        fs = get_filesystem(path)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
 
 
 class PretrainTask(L.LightningModule):

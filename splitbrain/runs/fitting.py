@@ -1,5 +1,6 @@
-"""What the probe and fine-tuning share to fit on one device: the SGD recipe with the paper's
-step decay, and a quiet single-device Lightning fit."""
+"""What every Lightning fit shares: warnings that are not the user's business kept quiet,
+progress as bars or log lines, and, for the probe, fine-tuning and segmentation, the SGD recipe
+with the paper's step decay and a quiet single-device fit."""
 
 from __future__ import annotations
 

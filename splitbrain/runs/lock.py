@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..errors import RunError, WriteError
 
-log = logging.getLogger("splitbrain.train")
+log = logging.getLogger("splitbrain.runs")
 
 LOCK_NAME = "run.lock"
 HEARTBEAT = 30.0  # seconds between touches of a held lock

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .interrupt import end_loader_workers_at_exit, ignore_stop_signals
+from .signals import end_loader_workers_at_exit, ignore_stop_signals
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
 

@@ -3,7 +3,7 @@ completely, and no checkpoint is written from non-finite weights.
 
 A disk or copy error can truncate the newest file; one previous checkpoint (``keep`` = 2, the
 default) costs a little disk and saves the run. Files are ``checkpoints/step-00001234.ckpt``;
-writes are atomic (``task.AtomicCheckpointIO``), so a kill mid-write leaves only a hidden
+writes are atomic (``AtomicCheckpointIO``), so a kill mid-write leaves only a hidden
 temporary file, never a half checkpoint under a real name.
 """
 
@@ -18,11 +18,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError, NonFiniteError
 from ..weights import first_non_finite
 
-log = logging.getLogger("splitbrain.train")
+log = logging.getLogger("splitbrain.runs")
 
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 #: What Lightning needs to resume; a file without them did not come from a training run.
@@ -148,3 +151,20 @@ class RollingCheckpoints(L.Callback):
         if trainer.is_global_zero:
             for _, old in checkpoints(self.folder)[self.keep :]:
                 old.unlink(missing_ok=True)
+
+
+def _save(checkpoint: dict, path: str) -> None:
+    with open(path, "wb") as file:  # through a file object a full disk is an OSError
+        torch.save(checkpoint, file)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temporary file and renamed: never half a file."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        atomic_write(path, lambda tmp: _save(checkpoint, tmp))
+
+    def remove_checkpoint(self, path) -> None:
+        fs = get_filesystem(path)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..errors import RunFolderError, WriteError
 
-log = logging.getLogger("splitbrain.train")
+log = logging.getLogger("splitbrain.runs")
 
 #: What to do about the errors a write meets most, before running the same command again.
 _REMEDIES = {

@@ -36,7 +36,7 @@ from ..errors import Interrupted, RunError
 from .checkpoints import RollingCheckpoints, checkpoint_path
 from .lock import RunLock
 
-log = logging.getLogger("splitbrain.train")
+log = logging.getLogger("splitbrain.runs")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _LOST = 255  # the agreed code when rank 0's lock was taken over (above any signal number)
