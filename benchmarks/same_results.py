@@ -3,8 +3,9 @@
 Not a test. Runs, with the splitbrain found first on ``--tree`` (default: this checkout), a few
 short deterministic computations and prints one line per result: SHA-256 prefixes of the
 weights after 6 steps of pre-training (on 36 px images, not resized, and on 48 px images
-resized to 36), and the RGB-D pretext metrics of three variants. Run it on two trees and
-compare the lines (``diff``):
+resized to 36), the RGB-D pretext metrics of three variants, and the tables of a small probe,
+kNN, fine-tuning and CamVid segmentation run through the command line (on 8 CamVid frames of
+each split when ``--camvid`` is there). Run it on two trees and compare the lines (``diff``):
 
     python benchmarks/same_results.py --tree /tmp/base > before.txt
     python benchmarks/same_results.py > after.txt && diff before.txt after.txt
@@ -92,9 +93,39 @@ def pretext(folder: Path) -> dict[str, str]:
     return out
 
 
+def transfer(folder: Path, camvid: Path) -> dict[str, str]:
+    """The tables of each evaluation command on the 36 px pre-training's weights and a
+    Krähenbühl baseline, through the command line (whatever the layout behind it)."""
+    from splitbrain.cli import main as command
+
+    weights = f"trained={folder / 'run36' / 'weights.safetensors'}"
+    models = ["--weights", weights, "init:kraehenbuehl:small:0.125"]
+    common = ["--data", f"npz:{folder / 'images36.npz'}", "--batch-size", "8", "--workers", "0"]
+    common += ["--no-progress", "--seed", "0"]
+    runs = {
+        "probe": ["probe", *models, *common, "--epochs", "2", "--layers", "conv2,conv5"],
+        "knn": ["knn", *models, *common, "--k", "3"],
+        "finetune": ["finetune", *models, *common, "--epochs", "1"],
+    }
+    if camvid.is_dir():
+        runs["segment"] = [
+            "segment", *models, "--data", f"camvid:{camvid}", "--max-items", "8", "--epochs",
+            "1", "--resize", "48", "--crop", "32", "--batch-size", "4", "--workers", "0",
+            "--no-progress", "--layers", "conv1,conv5",
+        ]  # fmt: skip
+    out = {}
+    for name, argv in runs.items():
+        report = folder / f"report-{name}"
+        assert command([*argv, "--out", str(report)]) == 0, name
+        out[name] = json.dumps(json.loads((report / f"{name}.json").read_text())["tables"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", default=str(Path(__file__).resolve().parents[1]))
+    root = Path(__file__).resolve().parents[1]
+    parser.add_argument("--tree", default=str(root))
+    parser.add_argument("--camvid", default=str(root.parent / "shared" / "data" / "camvid"))
     args = parser.parse_args()
     sys.path.insert(0, args.tree)
     lines = []
@@ -105,6 +136,8 @@ def main() -> None:
             lines.append(f"pretrain 6 steps, {side} px images: weights {pretraining(folder, side)}")
         for variant, record in pretext(folder).items():
             lines.append(f"pretext {variant}: {record}")
+        for name, tables in transfer(folder, Path(args.camvid)).items():
+            lines.append(f"{name}: {tables}")
     print("\n".join(lines))
 
 
