@@ -10,6 +10,15 @@ import os
 import signal
 
 
+class SettingError(ValueError):
+    """A setting that cannot work, named as its configuration field (``setting``): a notebook
+    user reads ``weights: ...``, the command line shows the flag, ``--weights: ...``."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting, self.problem = setting, problem
+
+
 class RunError(RuntimeError):
     """A run that cannot go on; what was written before it is intact."""
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..data import DatasetError
-from ..errors import Interrupted, RunError, WriteError
+from ..errors import Interrupted, RunError, SettingError, WriteError
 from ..weights import WeightsFileError
 from . import (
     colorize,
@@ -176,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))
+    except SettingError as error:  # the library names a setting; the user gave its flag
+        args.parser.error(f"--{error.setting.replace('_', '-')}: {error.problem}")
     except (
         DatasetError, WeightsFileError, ValueError, FileNotFoundError, RunError, WriteError
     ) as error:  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..models import CONV_LAYERS, FC_LAYERS
 from ..segmentation import DEFAULT_RESIZE, HEADS, HYPERCOLUMN_LAYERS
 from .common import UsageError, add_precision_argument, examples, positive, precision
-from .evaluation import add_preset_argument, check_weights, match_baselines, parse_layers
+from .evaluation import add_preset_argument, parse_layers
 
 LAYERS = (*CONV_LAYERS, *FC_LAYERS)
 
@@ -153,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
     if args.predict:
         return _predict(args)
     from ..data import held_out, open_masks
-    from ..outputs import keep_earlier
-    from ..segment import SegmentConfig, SegmentData, segment_models
-    from ..segment.run import finished
+    from ..evaluate.baselines import check_models
+    from ..evaluate.compare import compare
+    from ..segment import SegmentationTask, SegmentConfig, SegmentData
 
     if not args.data:
         raise UsageError("--data is needed to train (camvid:DIR, voc:DIR or masks:DIR)")
@@ -181,14 +181,8 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if check_weights(args.weights) != "images":
+    if check_models(args.weights) != "images":
         raise UsageError("segment reads photographs: give networks of RGB images")
-    match_baselines_for_segment(args)
-    out = Path(args.out)
-    if not args.overwrite:
-        out = keep_earlier(
-            out, False, lambda f: finished(f, args.weights), "finished segmentation run"
-        )
     if args.hold_out:
         if args.test_data:
             raise UsageError("--hold-out scores frames of --data; it takes no --test-data")
@@ -199,30 +193,19 @@ def run(args: argparse.Namespace) -> int:
     train, test = train.subset(args.max_items), test.subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")
     data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
-    settings = {
+    described = {
         "data": args.data, "test_data": args.test_data or f"{args.data} ({test.split})",
-        "max_items": args.max_items, "weights": list(args.weights), "preset": args.preset,
-        **config.to_dict(),
+        "max_items": args.max_items,
     }  # fmt: skip
     if args.hold_out:
-        settings["hold_out"] = hold_out_names(args.hold_out)
-    for key in ("workers", "accelerator", "progress", "checkpoint_every"):
-        settings.pop(key)
-    if args.bn_stats == "weights":  # as folders made before the option hold it: absent
-        settings.pop("bn_stats")
+        described["hold_out"] = hold_out_names(args.hold_out)
     if args.max_items:
-        settings["subset"] = f"a trial: {args.max_items:,} frames of each split, evenly spread"
-    paths: dict = {}
-    from ..evaluate import open_model
-
-    def open_spec(spec: str, photos):
-        return open_model(spec, photos, args.seed, args.preset)
-
-    segment_models(
-        args.weights, data, config, out, settings, open_spec, paths.update, args.overwrite
-    )
-    report_text = Path(paths["md"]).read_text().split("\n## ")[-1]
-    print(report_text.strip())
+        described["subset"] = f"a trial: {args.max_items:,} frames of each split, evenly spread"
+    task = SegmentationTask(data, config, described)
+    comparison = compare(task, args.weights, args.out, args.seed, args.preset, args.overwrite)
+    for table in comparison.tables:
+        print(table.text())
+    paths = comparison.paths
     print(
         f"report: {paths['json']}, {paths['md']}, {paths['png']}\n"
         f"pictures: {paths['iou']}, {paths['frames']}"
@@ -244,12 +227,3 @@ def hold_out_names(value: str) -> list[str]:
     if not names:
         raise UsageError(f"--hold-out {value!r} names no frames")
     return names
-
-
-def match_baselines_for_segment(args: argparse.Namespace) -> None:
-    """Baselines at the width of the weights files they are compared with (as ``probe``);
-    --crop and --resize are the segmentation's, not the networks' geometry."""
-    saved = args.crop, args.resize
-    args.crop = args.resize = None  # the segmentation's frames are not the probes' geometry
-    match_baselines(args)
-    args.crop, args.resize = saved

@@ -18,16 +18,21 @@ spec itself).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..data import TrainTransform
+from ..errors import SettingError
 from ..init import CALIBRATION_BATCHES, INITS, calibrate_batchnorm, kraehenbuehl_init_
 from ..models import PRESETS, SplitBrain, input_geometry
-from ..variants import build
-from ..weights import load
+from ..variants import build, width_of
+from ..weights import load, read_config, read_geometry
 from .data import LabelledData, loader
+
+log = logging.getLogger("splitbrain.evaluate")
 
 CALIBRATION_BATCH_SIZE = 80  # pre-training's default batch, as for the gaussian variant
 INIT_BATCH_SIZE = 256  # the top of the 64-256 images splitbrain.init asks for
@@ -90,9 +95,13 @@ def build_baseline(
 ) -> SplitBrain:
     """An untrained split-brain network initialised by ``init`` from ``data``'s training
     images (random crops at the evaluation's ``crop`` and ``resize``, default the preset's),
-    ready for evaluation in eval mode."""
+    ready for evaluation in eval mode. A geometry given is recorded as the network's own
+    (``SplitBrain.geometry``), as a weights file records the one it was pre-trained at."""
     torch.manual_seed(seed)
     model = build("gaussian" if init == "gaussian" else "splitbrain", preset, width=width)
+    if crop or resize:
+        resize, crop = input_geometry(preset, crop, resize)
+        model.provenance["geometry"] = {"preset": preset, "resize": resize, "crop": crop}
     if init == "gaussian":
         return batchnorm_from(model, data, seed, crop, resize)
     # Krähenbühl's sets the BatchNorm statistics itself, to those of its batch
@@ -135,3 +144,81 @@ def open_model(
     if baseline is None:
         return name, load(spec, preset=preset)
     return name, build_baseline(*baseline, data, seed, crop, resize)
+
+
+def check_models(specs: Sequence[str]) -> str:
+    """Every spec opens (files: their header; baselines: their spec) and names a row of its
+    own, and all read the same kind of data, before any data is read or model evaluated:
+    WeightsFileError for a file that is not one, SettingError (``weights``) for the rest.
+    Returns that kind (``ChannelSpace.data``: images, channels, rgbd)."""
+    seen: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    for spec in specs:
+        name, model = split_name(spec)
+        try:
+            baseline = parse_baseline(model)
+        except ValueError as error:
+            raise SettingError("weights", str(error)) from None
+        if baseline is None:
+            config = read_config(model)  # the header alone; a bad file is bad input
+            kinds.setdefault(config.split.space.data, spec)
+        else:
+            kinds.setdefault("images", spec)  # baselines are RGB split-brain networks
+        if name in seen:
+            raise SettingError(
+                "weights", f"two rows named {name!r} ({seen[name]} and {spec}); name each "
+                f"row as NAME=W, e.g. {name}-2={model}",
+            )  # fmt: skip
+        seen[name] = spec
+    if not kinds:
+        raise SettingError("weights", "no models to compare")
+    if len(kinds) > 1:
+        listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
+        raise SettingError("weights", f"{listing}; evaluate them in separate comparisons")
+    return next(iter(kinds))
+
+
+def match_baselines(
+    specs: Sequence[str],
+    preset: str | None = None,
+    geometry: tuple[int | None, int | None] | None = (None, None),
+) -> tuple[list[str], tuple[int | None, int | None]]:
+    """(specs, (crop, resize)): baselines compared with weights files are built like them.
+
+    At their width unless they name their own (a 0.5-wide network against a 1.0-wide random
+    one says little about pre-training), said in one line each, or a warning when the files'
+    widths differ. ``geometry`` is the (crop, resize) the images are cut at, None where the
+    networks' own: when neither is given, nor ``preset``, and the files share a geometry at
+    the baselines' preset, every model is at that geometry. ``geometry=None`` (a task that
+    cuts frames of its own size) leaves the baselines at their preset's.
+    """
+    files = [model for _, model in map(split_name, specs) if parse_baseline(model) is None]
+    widths = sorted({width_of(read_config(model)) for model in files})
+    matched, presets = [], set()
+    for spec in specs:
+        name, model = split_name(spec)
+        baseline = parse_baseline(model)
+        if baseline is not None:
+            presets.add(baseline[1])
+        if baseline is None or names_width(model) or not widths or widths == [baseline[2]]:
+            matched.append(spec)
+        elif len(widths) == 1:
+            model_at = f"{model}:{widths[0]:g}"
+            log.info("%s: built at width %g, the width of %s (%s:1 for the full width)",
+                     model, widths[0], files[0], model)  # fmt: skip
+            matched.append(f"{name}={model_at}" if name != model else model_at)
+        else:
+            log.warning("%s is %g wide, the weights files %s: give it a width (%s:WIDTH) to "
+                        "compare like with like", model, baseline[2],
+                        ", ".join(f"{w:g}" for w in widths), model)  # fmt: skip
+            matched.append(spec)
+    if geometry is None:
+        return matched, (None, None)
+    geometries = {(g["preset"], g["resize"], g["crop"]) for g in map(read_geometry, files)}
+    if preset or any(geometry) or len(geometries) != 1 or not presets:
+        return matched, geometry
+    ((files_preset, resize, crop),) = geometries
+    if presets != {files_preset}:
+        return matched, geometry
+    log.info("every model at the weights files' geometry: resize %d, crop %d", resize, crop)
+    return matched, (crop, resize)

@@ -1,40 +1,27 @@
-"""A segmentation run: several models, one after another, in one folder, one table.
+"""Segmentation as a task of the comparison engine (``evaluate.compare``): several models,
+one after another, in one run folder, one table.
 
-The folder holds ``config.yaml`` (the settings; a resume with other recipe settings is
-refused, as in pre-training), ``run.lock`` while it runs, and per model ``models/NAME/``:
-``model.txt`` (the model it was made from), its checkpoints while it trains, then its
-segmenter (``NAME.safetensors``) and scores (``result.json``). Running the command again skips
-the models done, resumes the one that was interrupted, and rewrites the report
-(``segment.{json,md,png}``, ``segment_iou.png``, ``segment_frames.png``, the models the command
-names) after every model. The same command with more models adds their rows and keeps the rows
-done: each model is seeded on its own, so its result does not depend on the others in the run.
+Per model, ``models/NAME/`` holds its checkpoints while its heads train (an interrupted model
+resumes from them), then its segmenter (``NAME.safetensors``) and scores (``result.json``).
+Beside the report (``segment.{json,md,png}``) go per-class IoU bars (``segment_iou.png``) and
+frames of the scoring split with every model's prediction (``segment_frames.png``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import shutil
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import yaml
 
 from .. import __version__
-from ..atomic import atomic_write
 from ..data import BadImageLog, scan_source
 from ..data.masks import MaskSource
-from ..evaluate import LabelledData, Table, batchnorm_from, open_model, write_report
-from ..evaluate.baselines import split_name
+from ..evaluate import LabelledData, Table, batchnorm_from
+from ..evaluate.compare import Entry, Task
 from ..models import SplitBrain
-from ..progress import SUMMARY
-from ..runs.checkpoints import checkpoints
-from ..runs.folder import run_folder_faults
-from ..runs.lock import RunLock
-from ..runs.recipe import RecipeError, check_recipe, saved_settings
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
 from .predict import segment_photo
@@ -44,13 +31,13 @@ log = logging.getLogger("splitbrain.segment")
 
 #: Settings that make a different run: a folder made with other values is not resumed.
 RECIPE = (
-    "data", "test_data", "hold_out", "max_items", "preset", "head", "layers", "freeze_through",
+    "data", "test_data", "hold_out", "max_items", "head", "layers", "freeze_through",
     "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
     "lr_milestones", "lr_gamma", "class_weights", "bn_stats", "seed", "precision",
 )  # fmt: skip
+#: Configuration that says where and how a run computes, not what: never a recipe setting.
+_MACHINE = ("workers", "accelerator", "progress", "checkpoint_every")
 FRAMES_SHOWN = 3
-#: The model a folder ``models/NAME/`` was trained from (its spec without NAME=).
-MODEL_RECORD = "model.txt"
 
 
 @dataclass
@@ -80,205 +67,132 @@ class SegmentData:
         return LabelledData(self.train.photos(), self.test.photos(), progress=False, labelled=False)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name)
-
-
 def _frames_shown(data: SegmentData) -> list[int]:
     indices = data.test_indices
     picks = np.linspace(0, len(indices) - 1, min(FRAMES_SHOWN, len(indices))).round()
     return [int(indices[int(k)]) for k in picks]
 
 
-def write_segment_report(
-    out: Path, data: SegmentData, config: SegmentConfig, settings: dict,
-    results: list[SegmentResult], weights: dict[str, Path],
-) -> dict[str, Path]:  # fmt: skip
-    """segment.{json,md,png}, per-class IoU bars and frames with every model's prediction."""
-    columns = config.columns()
-    main = columns[-1]
-    tables = [
-        Table(
-            f"{metric} (%)",
-            columns,
-            {r.name: {c: r.scores[c].summary()[metric] for c in columns} for r in results},
+class SegmentationTask(Task[SegmentResult]):
+    """Train ``config``'s heads on each model with ``data``'s training frames and score them
+    on its scoring frames. ``described``: what the data is, for the settings (``data``,
+    ``test_data``, ``hold_out``, ``max_items``...)."""
+
+    command = "segment"
+    title = "Semantic segmentation"
+    recipe = RECIPE
+    geometry = None  # frames of the task's own size; baselines keep their preset's geometry
+
+    def __init__(self, data: SegmentData, config: SegmentConfig, described: dict[str, Any]):
+        self.data, self.config, self.described = data, config, described
+        self.photos = data.photos()
+        self.weights = class_weights(
+            data.train, data.train_log.good_indices(), config.class_weights
         )
-        for metric in ("mIoU", "pixel acc", "class acc")
-    ]
-    classes = data.train.classes
-    per_class = Table(
-        f"IoU of each class, {main} (%)",
-        classes,
-        {r.name: dict(zip(classes, r.scores[main].iou, strict=True)) for r in results},
-    )
-    meta = {
-        "command": "segment",
-        "settings": settings,
-        "models": [{**r.to_dict(), "weights": str(weights[r.name])} for r in results],
-    }
-    paths = write_report(
-        out, "segment", "Semantic segmentation", [*tables, per_class], meta, tables[:1]
-    )
-    ious = {r.name: r.scores[main].iou for r in results}
-    paths["iou"] = iou_picture(
-        ious,
-        classes,
-        out / "segment_iou.png",
-        f"IoU per class, {data.test.format} {data.test.split} ({main})",
-    )
-    shown = _frames_shown(data)
-    photos, truths = [], []
-    for i in shown:
-        frame, _, _ = data.test.load_with_note(i)
-        photos.append(frame[..., :3])
-        truths.append(frame[..., 3])
-    predictions = {}
-    for result in results:
-        model = load(weights[result.name])
-        predictions[result.name] = [segment_photo(model, p, config.resize) for p in photos]
-    paths["frames"] = predictions_picture(
-        photos, truths, predictions, data.train.palette, classes, out / "segment_frames.png"
-    )
-    return paths
-
-
-#: What an earlier run left in a folder that ``--overwrite`` starts again.
-RUN_FILES = ("models", "config.yaml", "segment.json", "segment.md", "segment.png",
-             "segment_iou.png", "segment_frames.png")  # fmt: skip
-
-
-def finished(folder: Path, specs: Iterable[str] = ()) -> bool:
-    """Whether ``folder`` holds a segmentation run that scored every model it was asked for
-    and every model of ``specs`` (a command that names a model the folder lacks adds it)."""
-    config = folder / "config.yaml"
-    if not config.exists():
-        return False
-    names = [split_name(s)[0] for s in [*yaml.safe_load(config.read_text())["weights"], *specs]]
-    return all((folder / "models" / _safe(n) / "result.json").exists() for n in names)
-
-
-def _check_models(out: Path, specs: list[str]) -> None:
-    """Refuse a name whose folder in ``out`` holds another model (RecipeError): its row there
-    was made from that model, not from this command's."""
-    listed = dict(map(split_name, (saved_settings(out) or {}).get("weights", [])))
-    added = []
-    for name, spec in map(split_name, specs):
-        folder = out / "models" / _safe(name)
-        if not folder.is_dir():
-            added.append(name)
-            continue
-        record = folder / MODEL_RECORD  # folders written before it: the config's list
-        made_from = record.read_text() if record.exists() else listed.get(name, spec)
-        if made_from != spec:
-            raise RecipeError(
-                f"{out} holds a model named {name} made from {made_from}, not {spec}: "
-                "give this one another NAME= or choose a new --out"
-            )
-    if added:
-        log.info("%s: adding %s to its table", out, ", ".join(added))
-
-
-def _start_again(out: Path) -> None:
-    for name in RUN_FILES:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-
-
-def segment_models(
-    specs: list[str],
-    data: SegmentData,
-    config: SegmentConfig,
-    out: Path,
-    settings: dict,
-    open_spec: Callable[[str, LabelledData], tuple[str, SplitBrain]] = open_model,
-    report: Callable[[dict[str, Path]], None] | None = None,
-    overwrite: bool = False,
-) -> list[SegmentResult]:
-    """Train and score a segmenter on each model of ``specs`` (weights files or baselines,
-    ``NAME=SPEC``) in ``out``, resuming what an earlier run of the same command left
-    (``overwrite``: starting again from nothing)."""
-    with run_folder_faults(out), RunLock(out):
-        if overwrite:
-            _start_again(out)
-        folders = out / "models"
-        started = folders.is_dir() and any(
-            checkpoints(f / "checkpoints") or (f / "result.json").exists()
-            for f in folders.iterdir()
-        )
-        if started:
-            _check_models(out, specs)
-        check_recipe(out, settings, started, RECIPE, ("weights",))
-        text = yaml.safe_dump(settings, sort_keys=False)
-        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(text))
-        weights = class_weights(data.train, data.train_log.good_indices(), config.class_weights)
-        if weights is not None:
+        if self.weights is not None:
             listing = ", ".join(
-                f"{c} {w:.3f}" for c, w in zip(data.train.classes, weights.tolist(), strict=True)
+                f"{c} {w:.3f}"
+                for c, w in zip(data.train.classes, self.weights.tolist(), strict=True)
             )
             log.info("class weights (%s): %s", config.class_weights, listing)
-        results: list[SegmentResult] = []
-        saved: dict[str, Path] = {}
-        photos = data.photos()
-        for spec in specs:
-            name = split_name(spec)[0]
-            folder = folders / _safe(name)
-            path = folder / f"{_safe(name)}.safetensors"
-            done = folder / "result.json"
-            if done.exists() and path.exists():
-                log.info("%s: done in an earlier run (%s)", name, done)
-                result = SegmentResult.from_dict(json.loads(done.read_text()))
-            else:
-                folder.mkdir(parents=True, exist_ok=True)
-                made_from = split_name(spec)[1]
-                atomic_write(folder / MODEL_RECORD, lambda t, m=made_from: Path(t).write_text(m))
-                name, model = open_spec(spec, photos)
-                if config.bn_stats == "target":  # at the crops its head trains on
-                    batchnorm_from(model, photos, config.seed, config.crop, config.resize)
-                result = train_segmenter(
-                    model,
-                    data.train,
-                    data.train_log,
-                    data.test,
-                    data.test_indices,
-                    config,
-                    folder,
-                    name,
-                    weights,
-                )
-                trunk = dict(model.provenance)
-                provenance = {
-                    "segmented from": spec,
-                    "data": data.train.spec,
-                    "segment": {
-                        "head": config.head,
-                        "resize": config.resize,
-                        "crop": config.crop,
-                        "epochs": config.epochs,
-                        "trained": _trained(config),
-                    },
-                    "classes": list(data.train.classes),
-                    "palette": data.train.palette.tolist(),
-                    "scores": result.scores[config.columns()[-1]].summary(),
-                    "splitbrain": __version__,
-                    **{k: trunk[k] for k in ("geometry", "decoding") if k in trunk},
-                    "trunk": trunk,
-                }
-                save(result.model, path, provenance)
-                text = json.dumps(result.to_dict(), indent=1)
-                atomic_write(done, lambda tmp, text=text: Path(tmp).write_text(text))
-                shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # the result is kept
-            results.append(result)
-            saved[result.name] = path
-            summary = result.scores[config.columns()[-1]].summary()
-            scores = ", ".join(f"{k} {v:.1f}" for k, v in summary.items())
-            log.info("%s: %s", name, scores, extra=SUMMARY)
-            paths = write_segment_report(out, data, config, settings, results, saved)
-            if report:
-                report(paths)
-        return results
+
+    def settings(self) -> dict[str, Any]:
+        settings = {**self.described, **self.config.to_dict()}
+        for key in _MACHINE:
+            settings.pop(key)
+        if self.config.bn_stats == "weights":  # as folders made before the option hold it
+            settings.pop("bn_stats")
+        return settings
+
+    def evaluate(self, model: SplitBrain, entry: Entry) -> SegmentResult:
+        config, data = self.config, self.data
+        if config.bn_stats == "target":  # at the crops its head trains on
+            batchnorm_from(model, self.photos, config.seed, config.crop, config.resize)
+        result = train_segmenter(
+            model, data.train, data.train_log, data.test, data.test_indices, config,
+            entry.folder, entry.name, self.weights,
+        )  # fmt: skip
+        trunk = dict(model.provenance)
+        provenance = {
+            "segmented from": entry.spec,
+            "data": data.train.spec,
+            "segment": {
+                "head": config.head,
+                "resize": config.resize,
+                "crop": config.crop,
+                "epochs": config.epochs,
+                "trained": _trained(config),
+            },
+            "classes": list(data.train.classes),
+            "palette": data.train.palette.tolist(),
+            "scores": result.scores[config.columns()[-1]].summary(),
+            "splitbrain": __version__,
+            **{k: trunk[k] for k in ("geometry", "decoding") if k in trunk},
+            "trunk": trunk,
+        }
+        save(result.model, entry.weights, provenance)
+        return result
+
+    def record(self, row: SegmentResult) -> dict[str, Any]:
+        return row.to_dict()
+
+    def restore(self, record: dict[str, Any]) -> SegmentResult:
+        return SegmentResult.from_dict(record)
+
+    def summary(self, row: SegmentResult) -> str:
+        summary = row.scores[self.config.columns()[-1]].summary()
+        return ", ".join(f"{k} {v:.1f}" for k, v in summary.items())
+
+    def tables(self, rows: list[SegmentResult]) -> list[Table]:
+        columns = self.config.columns()
+        main = columns[-1]
+        tables = [
+            Table(
+                f"{metric} (%)",
+                columns,
+                {r.name: {c: r.scores[c].summary()[metric] for c in columns} for r in rows},
+            )
+            for metric in ("mIoU", "pixel acc", "class acc")
+        ]
+        classes = self.data.train.classes
+        per_class = Table(
+            f"IoU of each class, {main} (%)",
+            classes,
+            {r.name: dict(zip(classes, r.scores[main].iou, strict=True)) for r in rows},
+        )
+        return [*tables, per_class]
+
+    def pictures_files(self) -> tuple[str, ...]:
+        return ("segment_iou.png", "segment_frames.png")
+
+    def pictures(
+        self, out: Path, rows: list[SegmentResult], entries: list[Entry]
+    ) -> dict[str, Path]:
+        """Per-class IoU bars, and frames with every model's prediction."""
+        data, main = self.data, self.config.columns()[-1]
+        ious = {r.name: r.scores[main].iou for r in rows}
+        paths = {
+            "iou": iou_picture(
+                ious,
+                data.train.classes,
+                out / "segment_iou.png",
+                f"IoU per class, {data.test.format} {data.test.split} ({main})",
+            )  # fmt: skip
+        }
+        photos, truths = [], []
+        for i in _frames_shown(data):
+            frame, _, _ = data.test.load_with_note(i)
+            photos.append(frame[..., :3])
+            truths.append(frame[..., 3])
+        predictions = {}
+        for entry in entries:
+            model = load(entry.weights)
+            predictions[entry.name] = [segment_photo(model, p, self.config.resize) for p in photos]
+        paths["frames"] = predictions_picture(
+            photos, truths, predictions, data.train.palette, data.train.classes,
+            out / "segment_frames.png",
+        )  # fmt: skip
+        return paths
 
 
 def _trained(config: SegmentConfig) -> str:
