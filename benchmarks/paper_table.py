@@ -33,6 +33,7 @@ from splitbrain.atomic import atomic_write
 from splitbrain.cli import positive
 from splitbrain.evaluate import DEFAULT_LAYERS as LAYERS
 from splitbrain.evaluate import (
+    KNNConfig,
     LabelledData,
     ProbeConfig,
     Table,
@@ -279,10 +280,11 @@ def run_row(
         model = load(weights)
     result = linear_probe(model, data, probe_config(recipe, progress, workers), name=row)
     if recipe.knn:
-        knn = knn_evaluate(
-            model, data, list(LAYERS), (KNN_K,), workers=workers, resize=recipe.resize,
-            name=row, precision=recipe.precision,
+        config = KNNConfig(
+            tuple(LAYERS), (KNN_K,), workers=workers, resize=recipe.resize,
+            precision=recipe.precision,
         )  # fmt: skip
+        knn = knn_evaluate(model, data, config, name=row)
         record["knn_top1"] = knn.top1[KNN_K]
     record.update(
         top1=result.top1,

@@ -22,7 +22,7 @@ import torch
 
 from splitbrain.data import EvalTransform
 from splitbrain.device import default_precision
-from splitbrain.evaluate import DEFAULT_LAYERS, LabelledData, knn_evaluate, open_model
+from splitbrain.evaluate import DEFAULT_LAYERS, KNNConfig, LabelledData, knn_evaluate, open_model
 from splitbrain.evaluate.data import loader
 from splitbrain.extract import extract_batches
 from splitbrain.init import calibrate_batchnorm
@@ -56,10 +56,11 @@ def main() -> None:
             for n in layers:
                 parts[n].append(features[n])
         ratio = {n: participation_ratio(torch.cat(parts[n])) for n in layers}
-        knn = knn_evaluate(model, data, layers, (20,), resize=args.resize, name=name)
+        config = KNNConfig(tuple(layers), (20,), resize=args.resize)
+        knn = knn_evaluate(model, data, config, name=name)
         fresh, batches = copy.deepcopy(model), loader(train, 128)
         calibrate_batchnorm(fresh, batches, limit=len(batches))  # exact averages over train
-        knn_fresh = knn_evaluate(fresh, data, layers, (20,), resize=args.resize, name=name)
+        knn_fresh = knn_evaluate(fresh, data, config, name=name)
         rows.append((name, ratio, knn.top1[20], knn_fresh.top1[20]))
     print("| model | measure | " + " | ".join(layers) + " |")
     print("|---|---|" + "---:|" * len(layers))

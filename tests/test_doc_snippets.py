@@ -30,8 +30,8 @@ SWAPS = {
         ("epochs=30)", "epochs=1, workers=0, progress=False)"),
         ('freeze_through="pool5")', 'freeze_through="pool5", epochs=1, workers=0, progress=False)'),
         (
-            'knn_evaluate(model, data, ["conv5"], ks=(20, 200))',
-            'knn_evaluate(model, data, ["conv5"], ks=(2, 5), workers=0)',
+            'KNNConfig(("conv5",), ks=(20, 200))',
+            'KNNConfig(("conv5",), ks=(2, 5), workers=0)',
         ),
     ],  # fmt: skip
     "RGBD.md": [],

@@ -90,7 +90,7 @@ def test_finetune_single_and_multi_label(npz, tmp_path):
     assert report["tables"][0]["metric"] == "top1 (%)"
     assert report["models"][0]["head_layer"] == "fc7"
     # the weights file says what its report says: the layers above pool5 were trained
-    (tuned,) = out.glob("*.safetensors")
+    (tuned,) = out.glob("models/*/*.safetensors")
     assert read_provenance(tuned)["trained"] == report["settings"]["trained"] == "above pool5"
 
     rng = np.random.default_rng(1)
@@ -170,22 +170,30 @@ def test_an_earlier_report_is_kept_and_rows_are_written_as_they_are_done(
     assert (out / "knn.json").read_text() == first and (tmp_path / "knn-2" / "knn.json").exists()
     assert main([*argv, "--overwrite"]) == 0 and not (tmp_path / "knn-3").exists()
 
-    import splitbrain.evaluate as evaluate
+    import splitbrain.evaluate.engine as engine
 
-    opened = evaluate.open_model
+    opened, evaluated = engine.open_model, []
 
     def second_model_fails(spec, *args):
-        if spec.startswith("broken="):
+        evaluated.append(spec)
+        if spec == "gaussian:small:0.125":
             raise ValueError(f"{spec}: cannot be evaluated")
         return opened(spec, *args)
 
-    monkeypatch.setattr(evaluate, "open_model", second_model_fails)
+    monkeypatch.setattr(engine, "open_model", second_model_fails)
     later = tmp_path / "later"
     argv = ["knn", "--weights", str(npz["weights"]), "broken=gaussian:small:0.125",
             *data_args(npz), "--out", str(later), *FAST]  # fmt: skip
     assert main(argv) == 1
     report = json.loads((later / "knn.json").read_text())
     assert list(report["tables"][0]["rows"]) == ["run"]  # the first model's row was kept
+    # the same command again resumes: the row done is kept, the other one is made
+    monkeypatch.setattr(engine, "open_model", opened)
+    assert main(argv) == 0
+    report = json.loads((later / "knn.json").read_text())
+    assert list(report["tables"][0]["rows"]) == ["run", "broken"]
+    assert "run: done in an earlier run" in capsys.readouterr().out
+    assert not (tmp_path / "later-2").exists()
 
 
 def test_a_channel_split_model_is_probed_on_a_labelled_channel_stack(tmp_path, capsys):
@@ -238,7 +246,7 @@ def test_models_that_read_different_data_are_refused_together(npz, tmp_path, cap
     with pytest.raises(SystemExit):
         main(["knn", "--weights", str(npz["weights"]), str(bands), *data_args(npz), *FAST])
     error = capsys.readouterr().err
-    assert "reads images" in error and "reads channels" in error and "separate commands" in error
+    assert "reads images" in error and "reads channels" in error and "separate runs" in error
 
 
 def test_extract_gives_an_rgbd_model_features_of_rgbd_frames(tmp_path):

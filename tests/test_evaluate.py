@@ -11,6 +11,7 @@ import splitbrain as sb
 from splitbrain.data.base import ArraySource
 from splitbrain.evaluate import (
     FinetuneConfig,
+    KNNConfig,
     LabelledData,
     ProbeConfig,
     activation_shapes,
@@ -178,9 +179,8 @@ def test_knn_votes_are_temperature_weighted():
 def test_knn_evaluate_reports_every_k_and_layer(linear_task):
     model, train, y_train, test, y_test = linear_task
     data = labelled(train[:300], y_train[:300], test[:100], y_test[:100])
-    result = knn_evaluate(
-        model, data, ["conv1", "conv5"], ks=(5, 20), workers=0, crop=32, resize=32
-    )
+    config = KNNConfig(("conv1", "conv5"), ks=(5, 20), workers=0, crop=32, resize=32)
+    result = knn_evaluate(model, data, config)
     assert set(result.top1) == {5, 20} and set(result.top1[5]) == {"conv1", "conv5"}
     assert result.top1[5]["conv5"] > 60.0 and result.test_items == 100
 
@@ -188,9 +188,9 @@ def test_knn_evaluate_reports_every_k_and_layer(linear_task):
 def test_knn_evaluate_layers_none_is_every_layer_and_default_conv5(linear_task):
     model, train, y_train, test, y_test = linear_task
     data = labelled(train[:100], y_train[:100], test[:40], y_test[:40])
-    every = knn_evaluate(model, data, None, ks=(5,), workers=0, crop=32, resize=32)
+    every = knn_evaluate(model, data, KNNConfig(None, ks=(5,), workers=0, crop=32, resize=32))
     assert list(every.top1[5]) == model.layer_names  # `--layers all`
-    default = knn_evaluate(model, data, ks=(5,), workers=0, crop=32, resize=32)
+    default = knn_evaluate(model, data, KNNConfig(ks=(5,), workers=0, crop=32, resize=32))
     assert list(default.top1[5]) == ["conv5"]
 
 

@@ -4,26 +4,17 @@ classification with ``--data voc:DIR``)."""
 from __future__ import annotations
 
 import argparse
-import math
-import re
-from pathlib import Path
 
-from ..models import SplitBrain
 from .common import UsageError, examples, precision
 from .evaluation import (
     ALL_LAYERS,
     add_eval_arguments,
     add_sgd_arguments,
     check_common,
-    data_settings,
-    evaluate_models,
+    described,
     open_data,
-    write_tables,
+    run_comparison,
 )
-
-TEN_CROPS = "10 (corners and centre, each mirrored; mean logits)"
-#: The per-class tables of multi-label results: (metric, the FinetuneResult field it shows).
-PER_CLASS = (("AP (%)", "per_class_ap"), ("AP (11-point) (%)", "per_class_ap_11point"))
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -81,11 +72,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import __version__
     from ..data.voc import label_matrix
-    from ..evaluate import FinetuneConfig, Table, finetune
+    from ..evaluate import FinetuneConfig, FinetuneTask
     from ..evaluate.finetune import load_targets
-    from ..weights import save
 
     check_common(args)
     voc = args.data.startswith("voc:")
@@ -125,80 +114,5 @@ def run(args: argparse.Namespace) -> int:
         ten_crop=voc if args.ten_crop is None else args.ten_crop,
     )
 
-    trained = f"above {args.freeze_through}" if args.freeze_through else "all layers"
-
-    def tune(name: str, model: SplitBrain):
-        result = finetune(model, data, config, name, targets)
-        print(f"{name}: {', '.join(f'{k} {v:.1f}' for k, v in result.scores.items())}")
-        resize, crop = model.geometry(args.crop, args.resize)
-        geometry = {"preset": model.config.preset, "resize": resize, "crop": crop}
-        provenance = {
-            "fine-tuned from": name, **data_settings(args), "geometry": geometry,
-            "epochs": config.epochs, "head layer": result.head_layer, "trained": trained,
-            "splitbrain": __version__,
-        }  # fmt: skip
-        path = Path(args.out) / (re.sub(r"[^\w.-]+", "_", name) + ".safetensors")
-        print(f"fine-tuned weights: {save(result.model, path, provenance)}")
-        return result
-
-    def report(done: list, final: bool) -> None:
-        results = [result for result, _ in done]
-        tables = [
-            Table(
-                f"{metric} (%)",
-                sorted({r.head_layer for r in results}),
-                {r.name: {r.head_layer: r.scores[metric]} for r in results},
-            )
-            for metric in results[0].scores
-        ]
-        by_class = {r.name: _by_class(r) for r in results} if multilabel else {}
-        for metric, kind in PER_CLASS if multilabel else ():
-            rows = {name: kinds[kind] for name, kinds in by_class.items()}
-            tables.append(Table(metric, list(rows[results[0].name]), rows))
-        settings = {
-            **data_settings(args),
-            "trained": trained,
-            "precision": config.precision,
-            "epochs": config.epochs,
-            "lr": config.lr,
-            "batch size": config.batch_size,
-            "weight decay": config.weight_decay,
-            "seed": config.seed,
-            "task": "multi-label (mAP)" if multilabel else f"{data.num_classes} classes",
-            "test crops": TEN_CROPS if config.ten_crop else "the centre",
-        }
-        if multilabel:
-            settings["average precision"] = (
-                "area under the precision-recall curve (mAP) and VOC 2007's 11-point "
-                "interpolation; a class without a positive test image has none (null, '-') "
-                "and is left out of the mean"
-            )
-        models = [
-            {
-                "name": r.name,
-                "head_layer": r.head_layer,
-                "scores": r.scores,
-                **by_class.get(r.name, {}),
-                "train_items": r.train_items,
-                "test_items": r.test_items,
-                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
-            }
-            for r in results
-        ]
-        write_tables(args, "finetune", "Fine-tuning", tables, settings, models, final=final)
-
-    evaluate_models(args, data, tune, report)
+    run_comparison(args, FinetuneTask(data, config, described(args), targets))
     return 0
-
-
-def _by_class(result) -> dict[str, dict[str, float | None]]:
-    """A multi-label result's per-class APs, in percent by class name (None: no positive test
-    image), for each field of ``PER_CLASS``."""
-    classes = result.model.config.classifier[1]
-    return {
-        kind: {
-            c: None if math.isnan(ap) else 100.0 * ap
-            for c, ap in zip(classes, getattr(result, kind), strict=True)
-        }
-        for _, kind in PER_CLASS
-    }

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import SplitBrain
 from .common import UsageError, examples, positive, precision
-from .evaluation import (
-    add_eval_arguments,
-    check_common,
-    column_order,
-    data_settings,
-    evaluate_models,
-    open_data,
-    write_tables,
-)
+from .evaluation import add_eval_arguments, check_common, described, open_data, run_comparison
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -53,7 +44,7 @@ def _capped(ks: tuple[int, ...], items: int) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import Table, knn_evaluate
+    from ..evaluate import KNNConfig, KNNTask
 
     layers = check_common(args)
     try:
@@ -63,39 +54,16 @@ def run(args: argparse.Namespace) -> int:
     if not ks or min(ks) < 1:
         raise UsageError(f"--k: neighbour counts must be positive, got {args.k!r}")
     data = open_data(args)
-    ks = _capped(ks, len(data.train))
-    chosen = precision(args, args.accelerator, "--accelerator")
-
-    def knn(name: str, model: SplitBrain):
-        return knn_evaluate(
-            model, data, layers, ks, args.temperature, args.batch_size, args.workers,
-            args.accelerator, args.crop, args.resize, name, chosen,
-        )  # fmt: skip
-
-    def report(done: list, final: bool) -> None:
-        results = [result for result, _ in done]
-        columns = column_order([list(r.top1[ks[0]]) for r in results])
-        tables = [
-            Table(f"top-1 k={k} (%)", columns, {r.name: r.top1[k] for r in results}) for k in ks
-        ]
-        if any(r.top5 for r in results):
-            tables += [
-                Table(f"top-5 k={k} (%)", columns, {r.name: r.top5[k] for r in results}) for k in ks
-            ]
-        settings = {
-            **data_settings(args),
-            "precision": chosen,
-            "k": list(ks),
-            "temperature": args.temperature,
-            "features": "spatial average, unit length, cosine similarity",
-            "classes": data.num_classes,
-        }
-        models = [
-            {"name": r.name, "train_items": r.train_items, "test_items": r.test_items}
-            for r in results
-        ]
-        plotted = tables[: len(ks)]
-        write_tables(args, "knn", "kNN classification", tables, settings, models, plotted, final)
-
-    evaluate_models(args, data, knn, report)
+    config = KNNConfig(
+        layers=tuple(layers) if layers else None,
+        ks=_capped(ks, len(data.train)),
+        temperature=args.temperature,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        resize=args.resize,
+        workers=args.workers,
+        accelerator=args.accelerator,
+        precision=precision(args, args.accelerator, "--accelerator"),
+    )
+    run_comparison(args, KNNTask(data, config, described(args)))
     return 0

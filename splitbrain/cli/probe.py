@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import SplitBrain
 from .common import examples, positive, precision
 from .evaluation import (
     add_eval_arguments,
     add_sgd_arguments,
     check_common,
-    column_order,
-    data_settings,
-    evaluate_models,
+    described,
     open_data,
-    write_tables,
+    run_comparison,
 )
 
 
@@ -55,8 +52,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import ProbeConfig, Table, linear_probe
-    from ..evaluate.features import describe_grids
+    from ..evaluate import ProbeConfig, ProbeTask
 
     layers = check_common(args)
     config = ProbeConfig(
@@ -78,46 +74,6 @@ def run(args: argparse.Namespace) -> int:
     )
     data = open_data(args)
     print(f"mode: {config.mode}")
-
-    def probe(name: str, model: SplitBrain):
-        result = linear_probe(model, data, config, name)
-        scores = ", ".join(f"{k} {v:.1f}" for k, v in result.top1.items())
-        print(f"{name}: {scores} ({result.seconds['total']:.0f} s)")
-        return result
-
-    def report(done: list, final: bool) -> None:
-        results = []
-        for result, opened in done:
-            result.seconds["model"] = opened  # loading, or building and initialising a baseline
-            results.append(result)
-        columns = column_order([list(r.top1) for r in results])
-        tables = [Table("top-1 (%)", columns, {r.name: r.top1 for r in results})]
-        if any(r.top5 for r in results):
-            tables.append(Table("top-5 (%)", columns, {r.name: r.top5 for r in results}))
-        settings = {
-            "mode": config.mode,
-            **data_settings(args),
-            "precision": config.precision,
-            "epochs": config.epochs,
-            "lr": config.lr,
-            "batch size": config.batch_size,
-            "weight decay": config.weight_decay,
-            "classes": data.num_classes,
-            "seed": config.seed,
-        }
-        models = [
-            {
-                "name": r.name,
-                "grids": describe_grids(r.grids),
-                "train_items": r.train_items,
-                "test_items": r.test_items,
-                "seconds": {k: round(v, 1) for k, v in r.seconds.items()},
-            }
-            for r in results
-        ]
-        if final:
-            print(f"\nmode: {config.mode}")
-        write_tables(args, "probe", "Linear probe", tables, settings, models, final=final)
-
-    evaluate_models(args, data, probe, report)
+    run_comparison(args, ProbeTask(data, config, described(args)))
+    print(f"\nmode: {config.mode}")
     return 0

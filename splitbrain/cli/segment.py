@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return _predict(args)
     from ..data import held_out, open_masks
     from ..evaluate.baselines import check_models
-    from ..evaluate.compare import compare
+    from ..evaluate.engine import compare
     from ..segment import SegmentationTask, SegmentConfig, SegmentData
 
     if not args.data:

@@ -13,14 +13,23 @@ See docs/EVALUATION.md for the protocols, the command line and measured costs.
 from ..extract import PAPER_GRID, activation_shapes, probe_grid, probe_grids
 from .baselines import batchnorm_from, build_baseline, open_model, parse_baseline
 from .data import LabelledData
+from .engine import Comparison, Task, compare
 from .features import DEFAULT_LAYERS, FrozenTrunk
 from .finetune import FinetuneConfig, FinetuneNet, FinetuneResult, finetune
-from .knn import KNNResult, knn_evaluate, knn_scores, pooled_features
+from .knn import KNNConfig, KNNResult, knn_evaluate, knn_scores, pooled_features
 from .metrics import average_precision, mean_average_precision, topk_correct
 from .probe import ProbeConfig, ProbeHead, ProbeResult, linear_probe
 from .report import Table, write_report
+from .tasks import FinetuneTask, KNNTask, ProbeTask
 
 __all__ = [
+    "Comparison",
+    "FinetuneTask",
+    "KNNConfig",
+    "KNNTask",
+    "ProbeTask",
+    "Task",
+    "compare",
     "DEFAULT_LAYERS",
     "PAPER_GRID",
     "FinetuneConfig",

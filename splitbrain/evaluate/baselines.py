@@ -174,7 +174,7 @@ def check_models(specs: Sequence[str]) -> str:
         raise SettingError("weights", "no models to compare")
     if len(kinds) > 1:
         listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
-        raise SettingError("weights", f"{listing}; evaluate them in separate comparisons")
+        raise SettingError("weights", f"{listing}; compare them in separate runs")
     return next(iter(kinds))
 
 

@@ -73,6 +73,7 @@ class FinetuneResult:
     train_items: int = 0
     test_items: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)  # the classifier's, in output order
     model: SplitBrain | None = None  # the fine-tuned network with its classifier
 
 
@@ -267,6 +268,6 @@ def finetune(
         classes = [str(k) for k in range(outputs)]
     return FinetuneResult(
         name, head_layer, config.freeze_through, scores, per_class_ap,
-        per_class_ap_11point, len(train), len(labels), seconds,
+        per_class_ap_11point, len(train), len(labels), seconds, classes,
         with_classifier(net.cpu(), classes),
     )  # fmt: skip

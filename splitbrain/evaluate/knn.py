@@ -112,32 +112,38 @@ def knn_accuracy(
     return top1, top5
 
 
+@dataclass
+class KNNConfig:
+    """Settings of a kNN evaluation: the layers (None: every layer the model has), the
+    neighbour counts, the vote temperature, the images' geometry (None: the model's)."""
+
+    layers: tuple[str, ...] | None = ("conv5",)
+    ks: tuple[int, ...] = DEFAULT_KS
+    temperature: float = TEMPERATURE
+    batch_size: int = 256
+    crop: int | None = None
+    resize: int | None = None
+    workers: int = 2
+    accelerator: str = "auto"
+    precision: str | None = None  # None: bf16-mixed where the device has native bf16
+
+
 def knn_evaluate(
-    model: SplitBrain,
-    data: LabelledData,
-    layers: list[str] | tuple[str, ...] | None = ("conv5",),
-    ks: tuple[int, ...] = DEFAULT_KS,
-    temperature: float = TEMPERATURE,
-    batch_size: int = 256,
-    workers: int = 2,
-    accelerator: str = "auto",
-    crop: int | None = None,
-    resize: int | None = None,
-    name: str = "model",
-    precision: str | None = None,
+    model: SplitBrain, data: LabelledData, config: KNNConfig | None = None, name: str = "model"
 ) -> KNNResult:
     """kNN accuracy of ``model``'s frozen, pooled layers: ``data``'s training images are the
-    neighbours, its test images the queries (centre crops, no augmentation). ``layers`` None
-    means every layer the model has."""
+    neighbours, its test images the queries (centre crops, no augmentation)."""
+    config = config or KNNConfig()
+    layers, ks, temperature = config.layers, config.ks, config.temperature
     layers = check_layers(model, None if layers is None else list(layers), name)
-    device = device_for(accelerator, "--accelerator")
-    precision, _ = resolve_precision(precision, device)
+    device = device_for(config.accelerator, "--accelerator")
+    precision, _ = resolve_precision(config.precision, device)
     model.eval().to(device, memory_format=torch.channels_last)
-    resize, crop = model.geometry(crop, resize)
+    resize, crop = model.geometry(config.crop, config.resize)
     transform = EvalTransform(resize, crop)
     features = {}
     for split in ("train", "test"):
-        batches = loader(data.dataset(split, transform), batch_size, workers)
+        batches = loader(data.dataset(split, transform), config.batch_size, config.workers)
         features[split] = pooled_features(model, batches, layers, device, precision)
     (train, train_labels), (test, test_labels) = features["train"], features["test"]
     top1, top5 = knn_accuracy(

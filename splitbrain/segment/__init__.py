@@ -3,7 +3,7 @@ frozen hypercolumn heads and FCN-32s, trained and scored on CamVid, VOC or any i
 folders; saved segmenters that colour photographs of any size.
 
     from splitbrain.data import open_masks
-    from splitbrain.evaluate.compare import compare
+    from splitbrain.evaluate.engine import compare
     from splitbrain.segment import SegmentConfig, SegmentData, SegmentationTask
     data = SegmentData.scan(open_masks("camvid:DIR", "train"), open_masks("camvid:DIR", "val"),
                             0.01, progress=True)

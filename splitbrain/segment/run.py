@@ -1,4 +1,4 @@
-"""Segmentation as a task of the comparison engine (``evaluate.compare``): several models,
+"""Segmentation as a task of the comparison engine (``evaluate.engine``): several models,
 one after another, in one run folder, one table.
 
 Per model, ``models/NAME/`` holds its checkpoints while its heads train (an interrupted model
@@ -20,7 +20,7 @@ from .. import __version__
 from ..data import BadImageLog, scan_source
 from ..data.masks import MaskSource
 from ..evaluate import LabelledData, Table, batchnorm_from
-from ..evaluate.compare import Entry, Task
+from ..evaluate.engine import Entry, Task
 from ..models import SplitBrain
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture

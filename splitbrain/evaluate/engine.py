@@ -25,6 +25,7 @@ one model and what its report shows; ``compare`` does the rest, the same way for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -56,6 +57,19 @@ Row = TypeVar("Row")
 #: The model a folder ``models/NAME/`` was made from (its spec without NAME=).
 MODEL_RECORD = "model.txt"
 RESULT = "result.json"
+
+
+#: Configuration that says where and how a comparison computes, not what: never a setting.
+MACHINE = ("workers", "accelerator", "progress", "cache_dir", "checkpoint_every")
+
+
+def config_settings(config: Any) -> dict[str, Any]:
+    """A task's configuration dataclass as settings: its fields but ``MACHINE``'s, tuples as
+    lists (as config.yaml holds them)."""
+    fields = dataclasses.asdict(config)
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if k not in MACHINE
+    }
 
 
 def safe_name(name: str) -> str:
@@ -205,7 +219,7 @@ def compare(
     out = Path(out)
     if not overwrite:
         out = keep_earlier(out, False, lambda f: finished(f, task.command, specs),
-                           f"finished {task.command} comparison")  # fmt: skip
+                           f"{task.command} report")  # fmt: skip
     settings = {**task.settings(), "weights": list(specs), "preset": preset}
     with run_folder_faults(out), RunLock(out):
         if overwrite:
