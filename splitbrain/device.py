@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import torch
 
+from .errors import SettingError
 
-def device_for(name: str, option: str = "--device") -> torch.device:
-    """The device ``name`` means; ``option`` is the command-line option it came from."""
+
+def device_for(name: str, setting: str = "device") -> torch.device:
+    """The device ``name`` means; ``setting``: the configuration field it came from, which
+    an error names (``SettingError``)."""
     if name in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(
-                f"{option} {name}: no GPU here (torch sees no CUDA device); use {option} cpu"
+            raise SettingError(
+                setting, "no GPU here (torch sees no CUDA device); use {setting} cpu", name
             )
         return torch.device("cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device {name!r} for {option}; choose cpu, gpu or auto")
+    raise SettingError(setting, "unknown device; choose cpu, gpu or auto", name)
 
 
 PRECISIONS = ("32-true", "bf16-mixed")

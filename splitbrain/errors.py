@@ -8,15 +8,40 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 
-class SettingError(ValueError):
-    """A setting that cannot work, named as its configuration field (``setting``): a notebook
-    user reads ``weights: ...``, the command line shows the flag, ``--weights: ...``."""
+class NamesSettings:
+    """An error whose message names settings: by their configuration fields for a notebook
+    user (``str``), by their flags on the command line (``message(flag)``), so that each is
+    told about the names they used. ``template`` holds ``{field}`` where a setting is named."""
 
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting, self.problem = setting, problem
+    template: str
+    settings: tuple[str, ...]
+
+    def message(self, name: Callable[[str], str]) -> str:
+        return self.template.format_map({s: name(s) for s in self.settings})
+
+    def __str__(self) -> str:
+        return self.message(str)
+
+
+def literal(value: object) -> str:
+    """``value`` as text that a ``NamesSettings`` template shows as it is."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
+class SettingError(NamesSettings, ValueError):
+    """A setting that cannot work: ``setting`` (a configuration field), the ``value`` given
+    (if one is said) and the ``problem``, where ``{setting}`` names the setting again
+    (``SettingError("accelerator", "no GPU here; use {setting} cpu", "gpu")``)."""
+
+    def __init__(self, setting: str, problem: str, value: object = None) -> None:
+        super().__init__(setting, problem, value)
+        self.setting, self.problem, self.value = setting, problem, value
+        given = "" if value is None else f" {literal(value)}"
+        self.template = f"{{{setting}}}{given}: " + problem.replace("{setting}", f"{{{setting}}}")
+        self.settings = (setting,)
 
 
 class RunError(RuntimeError):

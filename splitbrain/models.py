@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from .errors import SettingError
 from .quantize import GridQuantizer, build_quantizer
 from .segmentation import build_head
 from .splits import Half, Split, Target
@@ -334,11 +335,17 @@ class SplitBrain(nn.Module):
     def geometry(self, crop: int | None = None, resize: int | None = None) -> tuple[int, int]:
         """(resize, crop) of this model's images, by one rule for every reader: the values
         given, else those it was pre-trained at (``provenance["geometry"]``, recorded in its
-        weights file) while it keeps that preset, else its preset's (``input_geometry``)."""
+        weights file) while it keeps that preset, else its preset's (``input_geometry``); a
+        crop larger than the resize is a ``SettingError``."""
         trained = self.provenance.get("geometry") or {}
         if trained.get("preset") == self.config.preset:
             crop, resize = crop or trained.get("crop"), resize or trained.get("resize")
-        return input_geometry(self.config.preset, crop, resize)
+        resize, crop = input_geometry(self.config.preset, crop, resize)
+        if not 1 <= crop <= resize:
+            raise SettingError(
+                "crop", f"larger than the resize, {resize}: crops need 1 <= crop <= resize", crop
+            )
+        return resize, crop
 
     def decoding(self, decode: str | None = None, temperature: float | None = None) -> tuple:
         """(decode, temperature) that turn its colour bins into a colour, by the same rule as

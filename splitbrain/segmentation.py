@@ -31,7 +31,7 @@ from torch import Tensor, nn
 HEADS = ("hypercolumn", "fcn32s")
 HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 #: The shorter side of frames a segmenter trains and predicts at (CamVid's 480x360 at 240x180).
-DEFAULT_RESIZE = 180
+FRAME_SIDE = 180
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:

@@ -49,7 +49,9 @@ def test_asking_for_a_gpu_where_there_is_none_says_use_cpu(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     argv = ["pretrain", "--accelerator", "gpu", "--precision", "32-true", "--out", str(tmp_path)]
-    assert main(argv) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2  # a setting that cannot work: a usage error
     error = capsys.readouterr().err.strip()
     assert error.endswith("--accelerator gpu: no GPU here (torch sees no CUDA device); "
                           "use --accelerator cpu")  # fmt: skip

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..data import DatasetError
-from ..errors import Interrupted, RunError, SettingError, WriteError
+from ..errors import Interrupted, NamesSettings, RunError, SettingError, WriteError
 from ..weights import WeightsFileError
 from . import (
     colorize,
@@ -158,6 +158,11 @@ def quiet_third_parties() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def flag(setting: str) -> str:
+    """The command-line flag of a configuration field: the one place they are translated."""
+    return "--" + setting.replace("_", "-")
+
+
 def _resume_hint(argv: Sequence[str]) -> str:
     """The command that resumes an interrupted run: the same one."""
     return "to resume: " + shlex.join(["splitbrain", *argv])
@@ -176,13 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))
-    except SettingError as error:  # the library names a setting; the user gave its flag
-        args.parser.error(f"--{error.setting.replace('_', '-')}: {error.problem}")
+    except SettingError as error:
+        args.parser.error(error.message(flag))
     except (
         DatasetError, WeightsFileError, ValueError, FileNotFoundError, RunError, WriteError
     ) as error:  # fmt: skip
         # Bad input, not a bug: one line naming the file and the problem.
-        print(f"splitbrain: error: {error}", file=sys.stderr)
+        text = error.message(flag) if isinstance(error, NamesSettings) else str(error)
+        print(f"splitbrain: error: {text}", file=sys.stderr)
         return 1
     except Interrupted as interruption:
         hint = f"; {_resume_hint(argv)}" if args.command == "pretrain" else ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..colorize import DECODINGS
-from .common import add_precision_argument, examples, geometry, int_range, positive, precision
+from .common import add_precision_argument, examples, int_range, positive, precision
 
 
 def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.weights).to(device_for(args.device))
     require_colorizer(model)
-    side = args.side or geometry(model, None, None)[0]
+    side = args.side or model.geometry()[0]
     settings = ColorizeSettings(
         side=side,
         temperature=args.temperature,
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         quality=args.quality,
         progress=not args.no_progress,
-        precision=precision(args, args.device, "--device"),
+        precision=precision(args, "device"),
         overwrite=args.overwrite,
     )
     outcome = colorize_files(model, args.inputs, args.out, settings)

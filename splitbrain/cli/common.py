@@ -7,7 +7,6 @@ import logging
 import math
 
 from ..device import PRECISIONS, device_for, resolve_precision
-from ..models import SplitBrain
 
 log = logging.getLogger("splitbrain.cli")
 
@@ -93,15 +92,6 @@ def intrinsics(text: str) -> tuple[float, float, float, float]:
     return values
 
 
-def geometry(model: SplitBrain, crop: int | None, resize: int | None) -> tuple[int, int]:
-    """(resize, crop) for a model's images (``SplitBrain.geometry``: the flags, else the
-    geometry its weights file records); a crop larger than the resize is a UsageError."""
-    resize, crop = model.geometry(crop, resize)
-    if not 1 <= crop <= resize:
-        raise UsageError(f"need 1 <= --crop <= --resize, got crop {crop}, resize {resize}")
-    return resize, crop
-
-
 def add_precision_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
@@ -111,9 +101,9 @@ def add_precision_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def precision(args: argparse.Namespace, device_name: str, option: str) -> str:
-    """The precision a command runs at (``--precision``, else the device's default), logged
-    with the reason."""
-    chosen, why = resolve_precision(args.precision, device_for(device_name, option))
+def precision(args: argparse.Namespace, device: str) -> str:
+    """The precision a command runs at (``--precision``, else the default of the device that
+    the option ``device`` names: ``accelerator`` or ``device``), logged with the reason."""
+    chosen, why = resolve_precision(args.precision, device_for(getattr(args, device), device))
     log.info("precision: %s (%s)", chosen, why)
     return chosen

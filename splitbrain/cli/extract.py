@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..extract import POOLS
-from .common import UsageError, add_precision_argument, examples, geometry, positive, precision
+from .common import UsageError, add_precision_argument, examples, positive, precision
 from .evaluation import add_preset_argument, parse_layers
 
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     space = model.split.space
     source = open_data(args.data, space.data, args.data_split, max_items=args.max_items)
     print(f"data: {source.describe()}")
-    resize, crop = geometry(model, args.crop, args.resize)
+    resize, crop = model.geometry(args.crop, args.resize)
 
     def holds(path: Path) -> bool:
         return path.exists() or path.with_suffix(".csv").exists()
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     out = keep_earlier(Path(args.out), args.overwrite, holds, "features file")
     outcome = extract_to_file(
         model, source, layers, out, args.pool, args.batch_size, args.workers, crop, resize,
-        not args.no_progress, precision(args, args.device, "--device"),
+        not args.no_progress, precision(args, "device"),
     )  # fmt: skip
     rate = outcome.rows / outcome.seconds
     print(

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         seed=args.seed,
         progress=not args.no_progress,
-        precision=precision(args, args.accelerator, "--accelerator"),
+        precision=precision(args, "accelerator"),
         ten_crop=voc if args.ten_crop is None else args.ten_crop,
     )
 

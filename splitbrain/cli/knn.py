@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize,
         workers=args.workers,
         accelerator=args.accelerator,
-        precision=precision(args, args.accelerator, "--accelerator"),
+        precision=precision(args, "accelerator"),
     )
     run_comparison(args, KNNTask(data, config, described(args)))
     return 0

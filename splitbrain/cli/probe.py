@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         cache_dir=args.cache_dir,
-        precision=precision(args, args.accelerator, "--accelerator"),
+        precision=precision(args, "accelerator"),
     )
     data = open_data(args)
     print(f"mode: {config.mode}")

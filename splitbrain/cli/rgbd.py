@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, examples, geometry, intrinsics
+from .common import UsageError, examples, intrinsics
 
 HOLDOUT_HELP = (
     "which frames to hold out: a fraction F (the last round(F*n) frames of each source), "
@@ -146,7 +146,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"--weights {args.weights}: a {model.split.name} model; rgbd-eval needs one "
             "pre-trained with --split rgbd"
         )
-    resize, crop = geometry(model, args.crop, args.resize)
+    resize, crop = model.geometry(args.crop, args.resize)
     train, test = _eval_frames(args)
     print(f"frames: {len(train)} for the baselines, {len(test)} held out")
     out = Path(args.out)

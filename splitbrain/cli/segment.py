@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..models import CONV_LAYERS, FC_LAYERS
-from ..segmentation import DEFAULT_RESIZE, HEADS, HYPERCOLUMN_LAYERS
+from ..segmentation import FRAME_SIDE, HEADS, HYPERCOLUMN_LAYERS
 from .common import UsageError, add_precision_argument, examples, positive, precision
 from .evaluation import add_preset_argument, parse_layers
 
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )  # fmt: skip
     p.add_argument(
         "--resize", type=positive(int),
-        help=f"shorter side of frames in training and scoring (default {DEFAULT_RESIZE}: "
+        help=f"shorter side of frames in training and scoring (default {FRAME_SIDE}: "
         "CamVid's 480x360 at 240x180); --predict: the one the segmenter records",
     )  # fmt: skip
     p.add_argument(
@@ -136,12 +136,12 @@ def _predict(args: argparse.Namespace) -> int:
         args.weights, args.inputs = args.weights[:1], args.weights[1:]
     if len(args.weights) != 1 or not args.inputs:
         raise UsageError("--predict takes one --weights segmenter and INPUT photographs")
-    model = load(args.weights[0]).to(device_for(args.accelerator, "--accelerator"))
+    model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
     if model.config.segmenter is None:
         raise UsageError(f"{args.weights[0]} has no segmenter; splitbrain segment trains one")
     outcome = segment_files(
         model, args.inputs, args.out, args.resize, args.overlay, args.overwrite,
-        precision(args, args.accelerator, "--accelerator"), not args.no_progress,
+        precision(args, "accelerator"), not args.no_progress,
     )  # fmt: skip
     print(outcome.summary())
     if outcome.written:
@@ -171,12 +171,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = SegmentConfig(
             head=args.head, layers=layers, freeze_through=args.freeze_through,
-            resize=args.resize or DEFAULT_RESIZE, resize_max=args.resize_max, crop=args.crop,
+            resize=args.resize, resize_max=args.resize_max, crop=args.crop,
             epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             class_weights=args.class_weights, bn_stats=args.bn_stats, workers=args.workers,
             accelerator=args.accelerator,
-            precision=precision(args, args.accelerator, "--accelerator"), seed=args.seed,
+            precision=precision(args, "accelerator"), seed=args.seed,
             checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
         )  # fmt: skip
     except ValueError as error:

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import yaml
 
 from ..atomic import atomic_write
+from ..errors import literal
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import SUMMARY
@@ -183,8 +184,9 @@ def _check_models_in_folder(out: Path, specs: list[str]) -> None:
         made_from = record.read_text() if record.exists() else listed.get(entry.name, entry.spec)
         if made_from != entry.spec:
             raise RecipeError(
-                f"{out} holds a model named {entry.name} made from {made_from}, not "
-                f"{entry.spec}: give this one another NAME= or choose a new folder"
+                f"{literal(out)} holds a model named {literal(entry.name)} made from "
+                f"{literal(made_from)}, not {literal(entry.spec)}: give this one another "
+                "NAME= or choose a new {out}"
             )
     if added:
         log.info("%s: adding %s to its table", out, ", ".join(added))

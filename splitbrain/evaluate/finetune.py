@@ -25,7 +25,7 @@ from ..data import EvalTransform, TrainTransform
 from ..device import device_for, resolve_precision
 from ..extract import activation_shapes, model_input
 from ..models import PRESET_INPUT, SplitBrain
-from ..runs.fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
+from ..runs.fitting import SGDRecipe, fit_on_one_device, sgd_with_steps
 from .data import LabelledData, loader
 from .metrics import (
     average_precision,
@@ -36,18 +36,13 @@ from .metrics import (
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(SGDRecipe):
     """Settings of a fine-tuning run; the defaults suit CIFAR-10-sized data."""
 
     head_layer: str | None = None  # default: fc7 where the model has it, else conv5
     freeze_through: str | None = None  # this layer and all below stay frozen; None: none
     epochs: int = 10
-    lr: float = 0.01
     batch_size: int = 128
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_milestones: tuple[float, ...] = LR_MILESTONES
-    lr_gamma: float = 0.1
     crop: int | None = None
     resize: int | None = None
     workers: int = 2
@@ -233,7 +228,7 @@ def finetune(
     if multilabel:
         train, test = train.with_index(), test.with_index()
     batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
-    device = device_for(config.accelerator, "--accelerator")
+    device = device_for(config.accelerator, "accelerator")
     seconds = {}
     start = time.perf_counter()
     task = _FinetuneTask(net, config, config.epochs * len(batches), targets[0] if targets else None)

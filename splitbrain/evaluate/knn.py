@@ -136,7 +136,7 @@ def knn_evaluate(
     config = config or KNNConfig()
     layers, ks, temperature = config.layers, config.ks, config.temperature
     layers = check_layers(model, None if layers is None else list(layers), name)
-    device = device_for(config.accelerator, "--accelerator")
+    device = device_for(config.accelerator, "accelerator")
     precision, _ = resolve_precision(config.precision, device)
     model.eval().to(device, memory_format=torch.channels_last)
     resize, crop = model.geometry(config.crop, config.resize)

@@ -40,7 +40,7 @@ from ..device import device_for, native_bf16, resolve_precision
 from ..extract import TARGET_DIMS, probe_grids
 from ..models import SplitBrain
 from ..progress import track
-from ..runs.fitting import LR_MILESTONES, fit_on_one_device, sgd_with_steps
+from ..runs.fitting import SGDRecipe, fit_on_one_device, sgd_with_steps
 from .data import LabelledData, loader
 from .features import DEFAULT_LAYERS, FrozenTrunk, check_layers, describe_grids
 from .metrics import topk_correct
@@ -54,17 +54,12 @@ MODES = {
 
 
 @dataclass
-class ProbeConfig:
+class ProbeConfig(SGDRecipe):
     """Settings of a linear probe; the defaults suit CIFAR-10-sized data (50k images)."""
 
     layers: tuple[str, ...] | None = DEFAULT_LAYERS  # None: every layer the model has
     epochs: int = 30
-    lr: float = 0.01
     batch_size: int = 256
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_milestones: tuple[float, ...] = LR_MILESTONES
-    lr_gamma: float = 0.1
     cache_features: bool = False
     crop: int | None = None  # default: the preset's input side
     resize: int | None = None  # default: the pre-training resize of the preset
@@ -231,7 +226,7 @@ def _probe_augmented(
     counts: _Counts,
     seconds: dict[str, float],
 ) -> int:
-    device = device_for(config.accelerator, "--accelerator")
+    device = device_for(config.accelerator, "accelerator")
     train = data.dataset("train", TrainTransform(resize, crop))
     batches = loader(train, config.batch_size, config.workers, shuffle=True, seed=config.seed)
     trunk.to(device)
@@ -356,7 +351,7 @@ def _probe_cached(
     counts: _Counts,
     seconds: dict[str, float],
 ) -> int:
-    device = device_for(config.accelerator, "--accelerator")
+    device = device_for(config.accelerator, "accelerator")
     trunk.to(device)
     heads.to(device)
     dims = {name: head.linear.in_features for name, head in heads.items()}
@@ -410,7 +405,7 @@ def linear_probe(
     grids = probe_grids(model, crop, layers, config.target_dims)
     log.info("%s: probe grids at %d px: %s", name, crop, describe_grids(grids))
     precision, _ = resolve_precision(
-        config.precision, device_for(config.accelerator, "--accelerator")
+        config.precision, device_for(config.accelerator, "accelerator")
     )
     trunk = FrozenTrunk(model, grids, precision)
     heads = nn.ModuleDict(

@@ -8,7 +8,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -116,18 +116,21 @@ def progress_callbacks(enabled: bool, steps: bool = False) -> list:
     return [TrainingLines()]
 
 
-class SGDSettings(Protocol):
-    """What the probe's and fine-tuning's optimiser reads from their configurations."""
+@dataclass
+class SGDRecipe:
+    """The optimisation recipe of the probe, fine-tuning and segmentation (a base of their
+    configurations): SGD with momentum and weight decay, lr x``lr_gamma`` at each milestone
+    (fractions of the run; the paper's 40k, 80k and 120k of 140k iterations)."""
 
-    lr: float
-    momentum: float
-    weight_decay: float
-    lr_milestones: tuple[float, ...]
-    lr_gamma: float
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[float, ...] = LR_MILESTONES
+    lr_gamma: float = 0.1
 
 
 def sgd_with_steps(
-    params, config: SGDSettings, total_steps: int
+    params, config: SGDRecipe, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with momentum and weight decay; lr x``lr_gamma`` at each milestone (per step)."""
     optimiser = torch.optim.SGD(

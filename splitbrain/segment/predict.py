@@ -26,7 +26,7 @@ from ..inference.inputs import FilesOutcome, find_inputs, output_paths
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
-from ..segmentation import DEFAULT_RESIZE
+from ..segmentation import FRAME_SIDE
 from .pictures import colour_mask, overlay
 
 log = logging.getLogger("splitbrain.segment")
@@ -45,7 +45,7 @@ def segment_photo(
 ) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size; the
     network sees it with its shorter side at ``resize`` (default: the one its file records)."""
-    resize = resize or model.provenance.get("segment", {}).get("resize", DEFAULT_RESIZE)
+    resize = resize or model.provenance.get("segment", {}).get("resize", FRAME_SIDE)
     device = next(model.parameters()).device
     chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
     small = resize_frame(chw, resized_shape(*chw.shape[-2:], resize, 1))

@@ -20,7 +20,7 @@ from .. import __version__
 from ..data import BadImageLog, scan_source
 from ..data.masks import MaskSource
 from ..evaluate import LabelledData, Table, batchnorm_from
-from ..evaluate.engine import Entry, Task
+from ..evaluate.engine import Entry, Task, config_settings
 from ..models import SplitBrain
 from ..weights import load, save
 from .pictures import iou_picture, predictions_picture
@@ -35,8 +35,6 @@ RECIPE = (
     "resize", "resize_max", "crop", "epochs", "batch_size", "lr", "momentum", "weight_decay",
     "lr_milestones", "lr_gamma", "class_weights", "bn_stats", "seed", "precision",
 )  # fmt: skip
-#: Configuration that says where and how a run computes, not what: never a recipe setting.
-_MACHINE = ("workers", "accelerator", "progress", "checkpoint_every")
 FRAMES_SHOWN = 3
 
 
@@ -97,9 +95,7 @@ class SegmentationTask(Task[SegmentResult]):
             log.info("class weights (%s): %s", config.class_weights, listing)
 
     def settings(self) -> dict[str, Any]:
-        settings = {**self.described, **self.config.to_dict()}
-        for key in _MACHINE:
-            settings.pop(key)
+        settings = {**self.described, **config_settings(self.config)}
         if self.config.bn_stats == "weights":  # as folders made before the option hold it
             settings.pop("bn_stats")
         return settings

@@ -38,11 +38,11 @@ from ..runs.checkpoints import (
     checkpoint_step,
     resumable_checkpoint,
 )
-from ..runs.fitting import LR_MILESTONES, progress_callbacks, quiet_lightning, sgd_with_steps
+from ..runs.fitting import SGDRecipe, progress_callbacks, quiet_lightning, sgd_with_steps
 from ..runs.folder import TensorBoardLog
 from ..runs.signals import StopOnSignal
 from ..runs.stream import StreamLoader
-from ..segmentation import DEFAULT_RESIZE, HYPERCOLUMN_LAYERS, build_head
+from ..segmentation import FRAME_SIDE, HYPERCOLUMN_LAYERS, build_head
 from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")
@@ -54,22 +54,17 @@ BN_STATS = ("weights", "target")
 
 
 @dataclass
-class SegmentConfig:
+class SegmentConfig(SGDRecipe):
     """Settings of one segmentation training; the defaults suit CamVid at 240x180 on a CPU."""
 
     head: str = "hypercolumn"  # or fcn32s
     layers: tuple[str, ...] = HYPERCOLUMN_LAYERS  # hypercolumn: its layers (each also alone)
     freeze_through: str | None = None  # fcn32s: this layer and those below stay frozen
-    resize: int = DEFAULT_RESIZE  # shorter side of training and scoring frames
+    resize: int | None = None  # shorter side of training and scoring frames; FRAME_SIDE
     resize_max: int | None = None  # random scale up to this (default 1.5 x resize)
     crop: int = 160
     epochs: float = 20
     batch_size: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_milestones: tuple[float, ...] = LR_MILESTONES
-    lr_gamma: float = 0.1
     class_weights: str = "median-freq"
     bn_stats: str = "weights"  # the trunk's BatchNorm statistics: its weights', or "target"
     workers: int = 2
@@ -80,6 +75,7 @@ class SegmentConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.resize = self.resize or FRAME_SIDE
         if self.resize_max is None:
             self.resize_max = round(1.5 * self.resize)
         if not 0 < self.crop <= self.resize <= self.resize_max:
@@ -106,11 +102,6 @@ class SegmentConfig:
 
     def total_steps(self, items: int) -> int:
         return max(1, math.ceil(self.epochs * items / self.batch_size))
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["layers"], data["lr_milestones"] = list(self.layers), list(self.lr_milestones)
-        return data
 
 
 @dataclass
@@ -323,7 +314,7 @@ def train_segmenter(
     dataset = ImageDataset(train, transform, log=train_log, min_side=1, reduced_decode=False)
     total_steps = config.total_steps(len(dataset))
     task = SegmentTask(model, config, train.num_classes, weights, total_steps)
-    device = device_for(config.accelerator, "--accelerator")
+    device = device_for(config.accelerator, "accelerator")
     precision, _ = resolve_precision(config.precision, device)
     checkpoints = RollingCheckpoints(folder / "checkpoints", config.checkpoint_every)
     resume = resumable_checkpoint(folder / "checkpoints")

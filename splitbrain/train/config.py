@@ -87,7 +87,7 @@ class TrainConfig:
         self.resize, self.crop = input_geometry(self.preset, self.crop, self.resize)
         self.lr = self.lr or DEFAULT_LR[self.preset]
         known = self.accelerator in ("auto", "cpu", "gpu", "cuda")
-        device = device_for(self.accelerator, "--accelerator") if known else None  # fail early
+        device = device_for(self.accelerator, "accelerator") if known else None  # fail early
         if self.precision is None and device is not None:
             self.precision, self.precision_reason = default_precision(device)
         elif not self.precision_reason:

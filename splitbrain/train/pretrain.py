@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from ..atomic import atomic_write
 from ..colorize import colorizer, save_colorization_grid
 from ..data import EvalTransform, ImageDataset
+from ..errors import SettingError
 from ..init import CALIBRATION_BATCHES, calibrate_batchnorm, kraehenbuehl_init_
 from ..losses import rebalancing_weights
 from ..models import SplitBrain
@@ -80,10 +81,10 @@ def _rebalancing(model: SplitBrain, dataset: Dataset, config: TrainConfig) -> di
         for name, histogram in target_histograms(model, raw, valid).items():
             counts[name] = counts.get(name, 0) + histogram
     if not counts:
-        raise ValueError(
-            f"--rebalance: variant {config.variant} on split {config.split} has no "
-            "classification target to rebalance"
-        )
+        raise SettingError(
+            "rebalance", f"variant {config.variant} on split {config.split} has no "
+            "classification target to rebalance",
+        )  # fmt: skip
     weights = {name: rebalancing_weights(c, config.rebalance) for name, c in counts.items()}
     for name, w in weights.items():
         log.info("rebalancing %s: weights %.2f to %.2f", name, w.min(), w.max())
@@ -113,10 +114,10 @@ def _init_from(model: SplitBrain, path: str) -> None:
     towers = [k for k in ours if ".tower." in k]
     unmatched = [k for k in towers if k not in taken]
     if unmatched:
-        raise ValueError(
-            f"--init-from {path}: a {source.config.variant} network at preset "
-            f"{source.config.preset} whose towers do not match this run's (first: {unmatched[0]})"
-        )
+        raise SettingError(
+            "init_from", f"a {source.config.variant} network at preset {source.config.preset} "
+            f"whose towers do not match this run's (first: {unmatched[0]})", path,
+        )  # fmt: skip
     model.load_state_dict(taken, strict=False)
     left = sorted(k for k in ours if k not in taken)
     detail = f"; kept their initialisation: {', '.join(left)}" if left else " (all of them)"
@@ -206,9 +207,9 @@ def pretrain(
     """
     out = Path(config.out)
     if config.sync_batchnorm and (config.accelerator == "cpu" or not torch.cuda.is_available()):
-        raise ValueError("--sync-batchnorm needs GPUs: torch's SyncBatchNorm has no CPU version")
+        raise SettingError("sync_batchnorm", "needs GPUs: torch's SyncBatchNorm has no CPU version")
     if config.requeue and "SLURM_JOB_ID" not in os.environ:
-        raise ValueError("--requeue is for SLURM jobs, and SLURM_JOB_ID is not set")
+        raise SettingError("requeue", "is for SLURM jobs, and SLURM_JOB_ID is not set")
     # The job's first process holds the folder; the other ranks (launched by torchrun or
     # SLURM) share it and write nothing in it before training, where rank 0 alone writes.
     first = first_process()
