@@ -204,7 +204,7 @@ def test_recipe_guard_accepts_what_changes_neither_model_nor_stream(tmp_path, ca
     # more workers, another checkpoint interval and a longer finished run: accepted, logged
     assert main([*base, "--steps", "6", "--checkpoint-every", "3", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "--checkpoint-every 3 (was 2)" in out and "--workers 1 (was 0)" in out
+    assert "checkpoint_every 3 (was 2)" in out and "workers 1 (was 0)" in out
     assert "extending the finished run from 4 to 6 steps" in out
     assert checkpoints(tmp_path / "r" / "checkpoints")[0][0] == 6
     # a shorter run than the one finished: refused

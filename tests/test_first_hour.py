@@ -152,7 +152,7 @@ def test_max_items_takes_an_evenly_spread_subset_everywhere(tmp_path, capsys):
     assert "- subset: a trial: 12 items of each split, evenly spread\n" in report
     record = json.loads((tmp_path / "knn" / "knn.json").read_text())
     assert record["settings"]["subset"].startswith("a trial: 12 items")
-    assert record["settings"]["k"] == [12]
+    assert record["settings"]["ks"] == [12]
     assert main(["info", str(run / "weights.safetensors")]) == 0
     assert "  subset: 16 items, evenly spread\n" in capsys.readouterr().out
 
@@ -193,7 +193,7 @@ def test_finetuned_weights_reload_and_give_the_reported_accuracy(trained, tmp_pa
             "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     reported = json.loads((out / "finetune.json").read_text())["models"][0]["scores"]["top1"]
-    model = sb.load(out / "mine.safetensors")
+    model = sb.load(out / "models" / "mine" / "mine.safetensors")
     assert model.config.classifier == ("fc7", ("0", "1", "2"))
     test = ImageDataset(open_source(f"npz:{data}"), EvalTransform(36, 32))
     images = torch.stack([test[i][0] for i in range(len(test))]).float() / 255

@@ -223,6 +223,8 @@ def compare(
         out = keep_earlier(out, False, lambda f: finished(f, task.command, specs),
                            f"{task.command} report")  # fmt: skip
     settings = {**task.settings(), "weights": list(specs), "preset": preset}
+    trial = settings.get("max_items")
+    title = task.title + (f", a trial on {trial:,} items" if trial else "")
     with run_folder_faults(out), RunLock(out):
         if overwrite:
             _start_again(out, task)
@@ -266,7 +268,7 @@ def compare(
                 "settings": settings,
                 "models": records,
             }
-            paths = write_report(out, task.command, task.title, tables, meta, task.plotted(tables))
+            paths = write_report(out, task.command, title, tables, meta, task.plotted(tables))
             paths.update(task.pictures(out, rows, opened))
             if on_report:
                 on_report(paths)
