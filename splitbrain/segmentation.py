@@ -32,6 +32,10 @@ HEADS = ("hypercolumn", "fcn32s")
 HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 #: The shorter side of frames a segmenter trains and predicts at (CamVid's 480x360 at 240x180).
 FRAME_SIDE = 180
+#: The loss's class weights: median frequency (SegNet's CamVid practice), its square root (the
+#: default: rare classes lifted less; measured on a drive the heads never saw, docs/RESULTS.md),
+#: or none.
+CLASS_WEIGHTS = ("sqrt-median-freq", "median-freq", "none")
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:

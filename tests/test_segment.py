@@ -485,3 +485,4 @@ def test_softened_class_weights_are_the_square_root_of_median_frequency(tmp_path
     torch.testing.assert_close(softened, full.sqrt())
     assert torch.equal(class_weights(source, indices, "median-freq"), full)
     assert class_weights(source, indices, "none") is None
+    assert SegmentConfig().class_weights == "sqrt-median-freq"  # the default, as measured

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..models import CONV_LAYERS, FC_LAYERS
-from ..segmentation import FRAME_SIDE, HEADS, HYPERCOLUMN_LAYERS
+from ..segmentation import CLASS_WEIGHTS, FRAME_SIDE, HEADS, HYPERCOLUMN_LAYERS
 from .common import UsageError, add_precision_argument, examples, positive, precision
 from .evaluation import add_preset_argument, parse_layers
 
@@ -90,10 +90,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )  # fmt: skip
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
     p.add_argument(
-        "--class-weights", choices=["median-freq", "sqrt-median-freq", "none"],
-        default="median-freq",
-        help="weight the loss by median frequency (SegNet's CamVid practice), by its square "
-        "root (softened), or not",
+        "--class-weights", choices=CLASS_WEIGHTS, default=CLASS_WEIGHTS[0],
+        help="weight the loss by the square root of median frequency (default: rare classes "
+        "lifted less), by median frequency (SegNet's CamVid practice), or not",
     )  # fmt: skip
     p.add_argument(
         "--bn-stats", choices=["weights", "target"], default="weights",

@@ -42,12 +42,11 @@ from ..runs.fitting import SGDRecipe, progress_callbacks, quiet_lightning, sgd_w
 from ..runs.folder import TensorBoardLog
 from ..runs.signals import StopOnSignal
 from ..runs.stream import StreamLoader
-from ..segmentation import FRAME_SIDE, HYPERCOLUMN_LAYERS, build_head
+from ..segmentation import CLASS_WEIGHTS, FRAME_SIDE, HYPERCOLUMN_LAYERS, build_head
 from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")
 
-CLASS_WEIGHTS = ("median-freq", "sqrt-median-freq", "none")
 #: Where the trunk's BatchNorm statistics come from: its weights (the pre-training data's), or
 #: the training frames of the task ("target", as the Gaussian baseline's always do).
 BN_STATS = ("weights", "target")
@@ -65,7 +64,7 @@ class SegmentConfig(SGDRecipe):
     crop: int = 160
     epochs: float = 20
     batch_size: int = 8
-    class_weights: str = "median-freq"
+    class_weights: str = CLASS_WEIGHTS[0]
     bn_stats: str = "weights"  # the trunk's BatchNorm statistics: its weights', or "target"
     workers: int = 2
     accelerator: str = "auto"
