@@ -19,11 +19,14 @@ import json
 from pathlib import Path
 
 import torch
-from paper_table import LAYERS, RESULTS, from_repo, full_recipe, git_commit, run_row
 
 from splitbrain.atomic import atomic_write
 from splitbrain.device import default_precision
 from splitbrain.evaluate import LabelledData
+from splitbrain.reproduce.paper_table import LAYERS, from_root, full_recipe, git_commit, run_row
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
 
 EPOCHS = (1, 3, 10, 30)
 TRAIN_IMAGES = 50_000
@@ -99,16 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recipe: {shared}\nto do: {[row_key(e) for e in todo] or 'nothing'}")
     if todo:
         data = LabelledData.open(
-            from_repo(base.data), from_repo(base.test_data), progress=not args.no_progress
+            from_root(base.data, REPO),
+            from_root(base.test_data, REPO),
+            progress=not args.no_progress,
         )
     for epochs in todo:
         recipe = dataclasses.replace(base, epochs=epochs or base.epochs)
         name = "gaussian" if epochs is None else "splitbrain"
         print(f"\n=== {row_key(epochs)} ===")
-        row = run_row(name, recipe, data, args.runs, not args.no_progress, args.workers)
+        row = run_row(name, recipe, data, args.runs, not args.no_progress, args.workers, REPO)
         rows[row_key(epochs)] = {**row, "epochs": epochs}
         print(f"{row_key(epochs)}: " + ", ".join(f"{k} {v:.1f}" for k, v in row["top1"].items()))
-        record = {"recipe": shared, "commit": git_commit(), "rows": rows}
+        record = {"recipe": shared, "commit": git_commit(REPO), "rows": rows}
         text = json.dumps(record, indent=2) + "\n"
         atomic_write(args.json, lambda tmp, text=text: Path(tmp).write_text(text))
     md = markdown(rows, shared)

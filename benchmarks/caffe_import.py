@@ -2,10 +2,10 @@
 
     python benchmarks/caffe_import.py
 
-Not a test (tests/test_caffe.py proves the mapping on small files). Writes a caffemodel in the
-released layout at full width (conv1 96 ... fc6/fc7 4096, random weights, the blocks between
-the halves zero; about 230 MB, over protobuf's old 64 MB limit) and its deploy prototxt, then
-times reading it and the whole conversion, and prints the parameter counts.
+Not a test (tests/unit/inference/test_caffe.py proves the mapping on small files). Writes a
+caffemodel in the released layout at full width (conv1 96 ... fc6/fc7 4096, random weights, the
+blocks between the halves zero; about 230 MB, over protobuf's old 64 MB limit) and its deploy
+prototxt, then times reading it and the whole conversion, and prints the parameter counts.
 """
 
 from __future__ import annotations

@@ -14,12 +14,16 @@ from collections.abc import Callable
 class NamesSettings:
     """An error whose message names settings: by their configuration fields for a notebook
     user (``str``), by their flags on the command line (``message(flag)``), so that each is
-    told about the names they used. ``template`` holds ``{field}`` where a setting is named."""
+    told about the names they used. ``template`` holds ``{field}`` where a setting is named
+    (other braces doubled: ``literal``); a message that names no setting is shown as written."""
 
-    template: str
-    settings: tuple[str, ...]
+    def __init__(self, template: str, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(template)
+        self.template, self.settings = template, tuple(settings)
 
     def message(self, name: Callable[[str], str]) -> str:
+        if not self.settings:
+            return self.template
         return self.template.format_map({s: name(s) for s in self.settings})
 
     def __str__(self) -> str:
@@ -37,11 +41,10 @@ class SettingError(NamesSettings, ValueError):
     (``SettingError("accelerator", "no GPU here; use {setting} cpu", "gpu")``)."""
 
     def __init__(self, setting: str, problem: str, value: object = None) -> None:
-        super().__init__(setting, problem, value)
         self.setting, self.problem, self.value = setting, problem, value
         given = "" if value is None else f" {literal(value)}"
-        self.template = f"{{{setting}}}{given}: " + problem.replace("{setting}", f"{{{setting}}}")
-        self.settings = (setting,)
+        template = f"{{{setting}}}{given}: " + problem.replace("{setting}", f"{{{setting}}}")
+        super().__init__(template, (setting,))
 
 
 class RunError(RuntimeError):

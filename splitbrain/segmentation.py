@@ -33,8 +33,8 @@ HYPERCOLUMN_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 #: The shorter side of frames a segmenter trains and predicts at (CamVid's 480x360 at 240x180).
 FRAME_SIDE = 180
 #: The loss's class weights: median frequency (SegNet's CamVid practice), its square root (the
-#: default: rare classes lifted less; measured on a drive the heads never saw, docs/RESULTS.md),
-#: or none.
+#: default: rare classes lifted less; measured on a drive the heads never saw,
+#: docs/results/segmentation.md, "Why the lead is small"), or none.
 CLASS_WEIGHTS = ("sqrt-median-freq", "median-freq", "none")
 
 

@@ -160,9 +160,9 @@ class RGBDSpace(ChannelSpace):
     )  # fmt: skip
     shift: tuple[float, ...] = (0.5, 0.5, 0.5, 127.5, 127.5, 127.5, 50.0, 0.0, 0.0)
     # HHA in +-1: as RGB->HHA's regression target a head starts near that scale (at +-100 it
-    # needed far more steps than a run has to leave the mean behind, RESULTS.md); as the HHA
-    # tower's input the BatchNorm after conv1 makes the scale irrelevant. L keeps Lab's units,
-    # which the SPEC's 1:200 weighting of its loss against ab's is made for.
+    # needed far more steps than a run has to leave the mean behind, docs/results/transfer.md,
+    # "RGB-D"); as the HHA tower's input the BatchNorm after conv1 makes the scale irrelevant. L
+    # keeps Lab's units, which the SPEC's 1:200 weighting of its loss against ab's is made for.
     scale: tuple[float, ...] = (
         100.0, 100.0, 100.0, 1 / 127.5, 1 / 127.5, 1 / 127.5, 1.0, 1.0, 1.0
     )  # fmt: skip

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from ..errors import NamesSettings
 
-class DatasetError(RuntimeError):
-    """A dataset that cannot be used as asked: missing, malformed, offline, or mostly bad."""
+
+class DatasetError(NamesSettings, RuntimeError):
+    """A dataset that cannot be used as asked: missing, malformed, offline, or mostly bad.
+    A message that names a setting is a template (``NamesSettings``): ``DatasetError("raise
+    {max_bad_fraction}", ("max_bad_fraction",))``."""
 
 
 class BadImage(DatasetError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import literal
 from .base import ArraySource
 from .errors import DatasetError
 
@@ -57,8 +58,9 @@ class NpzSource(ArraySource):
             )
         if rgb and images.shape[-1] not in (1, 3):
             raise DatasetError(
-                f"npz:{path}: {images.shape[-1]} channels; photographs need 3 (RGB) or 1 "
-                "(greyscale); train on other channel counts with --split channels:..."
+                f"npz:{literal(path)}: {images.shape[-1]} channels; photographs need 3 (RGB) or "
+                "1 (greyscale); train on other channel counts with {split} channels:...",
+                ("split",),
             )
         if rgb and images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)

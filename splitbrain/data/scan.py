@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Iterator
 
+from ..errors import literal
 from ..progress import track
 from .badlog import BadImageLog, count_listing
 from .base import ImageSource
@@ -75,7 +76,7 @@ def scan_source(
     min_side: int = 1,
     workers: int | None = None,
     progress: bool = True,
-    too_small_hint: str | None = None,
+    too_small_hint: tuple[str, str] | None = None,
 ) -> BadImageLog:
     """Decode every item of ``source``; return their outcomes, raise if too many are unusable.
 
@@ -83,7 +84,8 @@ def scan_source(
     the training crop. ``workers`` processes decode files (default: all cores for sources that
     decode files, none for in-memory ones). Raises DatasetError when more than
     ``max_bad_fraction`` of the items are unusable, and, with ``too_small_hint`` (the fix to
-    name), as soon as the first ``EARLY`` or more items checked are all too small.
+    name: a template naming one setting as ``{field}``, and that field), as soon as the first
+    ``EARLY`` or more items checked are all too small.
     """
     log = BadImageLog()
     log.bind(source)
@@ -106,18 +108,25 @@ def scan_source(
                     log.record(i, result)
                 seen, too_small = seen + 1, too_small + (result == "too small")
             if too_small_hint and seen >= min(EARLY, len(source)) and too_small == seen:
+                fix, setting = too_small_hint
                 raise DatasetError(
-                    f"{source.spec}: the first {seen:,} images are all too small (shorter side "
-                    f"under {min_side} px, e.g. {first[0].split(': ')[0]}): {too_small_hint}"
+                    literal(
+                        f"{source.spec}: the first {seen:,} images are all too small (shorter "
+                        f"side under {min_side} px, e.g. {first[0].split(': ')[0]}): "
+                    )
+                    + fix,
+                    (setting,),
                 )
     skipped = log.skipped
     n_bad = sum(skipped.values())
     if n_bad > max_bad_fraction * len(source):
+        found = literal(f"{count_listing(skipped)}; first few: {'; '.join(first)}")
         raise DatasetError(
-            f"{n_bad / len(source):.1%} of {len(source):,} images in {source.spec} "
+            f"{n_bad / len(source):.1%} of {len(source):,} images in {literal(source.spec)} "
             f"(split {source.split}) are unusable (limit {max_bad_fraction * 100:g}%): "
-            f"{count_listing(skipped)}; first few: {'; '.join(first)}; to train on the rest "
-            f"anyway, raise --max-bad-fraction (now {max_bad_fraction:g})"
+            f"{found}; to train on the rest anyway, raise {{max_bad_fraction}} "
+            f"(now {max_bad_fraction:g})",
+            ("max_bad_fraction",),
         )
     logger.info("%s: %s", source.spec, log.summary())
     return log

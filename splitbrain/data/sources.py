@@ -8,6 +8,7 @@ import re
 import tarfile
 from pathlib import Path
 
+from ..errors import literal
 from .base import ImageSource
 from .builtin import DEFAULT_COUNT, SkimageSource
 from .cifar import LAYOUTS, CifarSource
@@ -94,8 +95,9 @@ def _locate(fmt: str, path: str, download: bool, cache_dir: str | os.PathLike | 
             return local
         if not download:
             raise DatasetError(
-                f"{fmt}:{path}: no such file or directory (or pass download=True, "
-                f"--download on the command line, to fetch {ARCHIVES[fmt].url} into it)"
+                f"{fmt}:{literal(path)}: no such file or directory (or set {{download}} to "
+                f"fetch {ARCHIVES[fmt].url} into it)",
+                ("download",),
             )
         cache_dir = local
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()

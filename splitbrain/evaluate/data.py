@@ -86,7 +86,7 @@ class LabelledData:
         if test_data is None and (kind != "images" or train.format == "npz"):
             log.warning(
                 "%s is one split: the test scores are on the training images; "
-                "pass --test-data for a held-out set",
+                "give test_data (--test-data on the command line) for a held-out set",
                 data,
             )
         return opened

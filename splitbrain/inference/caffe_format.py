@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NamesSettings
+
 #: The V1 layer types (caffe.proto's V1LayerParameter.LayerType), by number.
 V1_TYPES = {
     0: "None", 1: "Accuracy", 2: "BNLL", 3: "Concat", 4: "Convolution", 5: "Data",
@@ -91,8 +93,9 @@ _PACKED = {"float", "double", "int64"}  # caffe.proto declares these repeated fi
 _NET: type | None = None
 
 
-class CaffeFormatError(ValueError):
-    """A file that is not a readable Caffe model or prototxt."""
+class CaffeFormatError(NamesSettings, ValueError):
+    """A file that is not a readable Caffe model or prototxt, or not one the import asked for
+    (a message naming a setting is a template: ``NamesSettings``)."""
 
 
 @dataclass

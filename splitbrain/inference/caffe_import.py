@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import literal
 from ..models import CONV_CHANNELS, PRESETS, SplitBrain
 from ..splits import get_split
 from ..variants import build
@@ -188,9 +189,10 @@ def import_caffe(
         (l_block, ab_block), cross = _halves(name, weight, first_reads_l)
         if cross > CROSS_TOLERANCE:
             raise CaffeFormatError(
-                f"{caffemodel}: layer {name} joins the two halves (the largest weight between "
-                f"them is {cross:.2g} of the layer's largest), so it is not two separable "
-                "split-brain towers; pass --full-width for one full-width network"
+                f"{literal(caffemodel)}: layer {name} joins the two halves (the largest weight "
+                f"between them is {cross:.2g} of the layer's largest), so it is not two "
+                "separable split-brain towers; set {full_width} for one full-width network",
+                ("full_width",),
             )
         out_half = bias.shape[0] // 2
         l_bias, ab_bias = bias[:out_half], bias[out_half:]

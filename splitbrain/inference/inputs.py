@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from ..data.badlog import count_listing
 from ..data.folder import images_under, is_image
+from ..errors import SettingError, literal
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def output_paths(
 ) -> dict[Input, Path]:
     """The output file of every usable input: ``out / name`` with ``suffix``. Two inputs that
     would write the same file, or an output that would replace its own input, are a
-    ValueError naming them."""
+    SettingError of ``out`` naming them."""
     paths: dict[Input, Path] = {}
     seen: dict[Path, Input] = {}
     for item in inputs:
@@ -113,14 +114,15 @@ def output_paths(
             continue
         target = out / item.name.with_suffix(suffix)
         if target.resolve() == item.path.resolve():
-            raise ValueError(
-                f"{item.path} would be overwritten by its {what}; choose another --out"
-            )
+            raise SettingError(
+                "out", f"{literal(item.path)} would be overwritten by its {what}; choose another "
+                "{setting}", out,
+            )  # fmt: skip
         if target in seen:
-            raise ValueError(
-                f"{seen[target].path} and {item.path} would both be written to {target}; "
-                "write them into different --out folders"
-            )
+            raise SettingError(
+                "out", literal(f"{seen[target].path} and {item.path} would both be written to "
+                               f"{target}; ") + "write them into different {setting} folders", out,
+            )  # fmt: skip
         seen[target] = item
         paths[item] = target
     return paths

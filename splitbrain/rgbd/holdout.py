@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..data.errors import DatasetError
+from ..errors import SettingError
 from .hha import Intrinsics
 from .sources import RGBDSelection, RGBDSource, open_rgbd
 
@@ -51,15 +52,16 @@ def holdout_indices(sizes: Sequence[int], spec: str) -> tuple[list[int], list[in
                 low, dash, high = part.partition("-")
                 held.update(range(int(low), int(high if dash else low) + 1))
     except ValueError:
-        raise ValueError(
-            f"--holdout {spec!r}: use a fraction like 0.15, every:K (K >= 2), or indices "
-            "like 3,10,20-25"
+        raise SettingError(
+            "holdout",
+            "use a fraction like 0.15, every:K (K >= 2), or indices like 3,10,20-25",
+            repr(spec),
         ) from None
     if not held or max(held) >= total or len(held) == total:
-        raise ValueError(
-            f"--holdout {spec!r} holds out {len(held)} of {total} frames "
-            f"(indices must be below {total}); both sets must be non-empty"
-        )
+        raise SettingError(
+            "holdout", f"holds out {len(held)} of {total} frames (indices must be below "
+            f"{total}); both sets must be non-empty", repr(spec),
+        )  # fmt: skip
     test = sorted(held)
     return [i for i in range(total) if i not in held], test
 

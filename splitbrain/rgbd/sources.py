@@ -26,6 +26,7 @@ from ..data.base import Source, spread_items
 from ..data.errors import DatasetError
 from ..data.npz import read_npz
 from ..data.sources import open_channels, open_source
+from ..errors import literal
 from .hha import Intrinsics, range_to_z
 
 log = logging.getLogger("splitbrain.rgbd")
@@ -398,7 +399,10 @@ def open_rgbd(spec: str | os.PathLike, intrinsics: Intrinsics | None = None) -> 
 
     def nyu(path):
         if intrinsics is not None:
-            raise RGBDError(f"{text}: NYU Depth v2's camera is known; --intrinsics does not apply")
+            raise RGBDError(
+                f"{literal(text)}: NYU Depth v2's camera is known; {{intrinsics}} does not apply",
+                ("intrinsics",),
+            )
         return NYUDepthMat(path)
 
     readers = {

@@ -35,7 +35,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import RunError, WriteError
+from ..errors import NamesSettings, RunError, WriteError, literal
 
 log = logging.getLogger("splitbrain.runs")
 
@@ -45,8 +45,8 @@ STALE_AFTER = 300.0  # seconds without a heartbeat before another host's lock co
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
 
-class RunLockedError(RunError):
-    """The run folder is held by a live process."""
+class RunLockedError(NamesSettings, RunError):
+    """The run folder is held by a live process; the message names the setting ``out``."""
 
 
 def first_process() -> bool:
@@ -145,7 +145,7 @@ class RunLock:
             if holder is not None:
                 reason = self._stale(holder)
                 if reason is None:
-                    raise RunLockedError(self._refusal(holder))
+                    raise RunLockedError(self._refusal(holder), ("out",))
                 self._take_over(holder, reason)
         else:
             raise RunLockedError(f"{self.path}: could not take the lock (others keep taking it)")
@@ -233,9 +233,13 @@ class RunLock:
         since = _since(holder["since"]) if isinstance(holder.get("since"), int | float) else "?"
         command = holder.get("command", "?")
         return (
-            f"{self.folder} is in use by pid {pid} on {host} since {since} ({command}; "
-            f"heartbeat {self._age():.0f} s ago): wait for it to end or stop it, or choose "
-            f"another --out (if that process is gone, delete {self.path})"
+            literal(
+                f"{self.folder} is in use by pid {pid} on {host} since {since} ({command}; "
+                f"heartbeat {self._age():.0f} s ago): wait for it to end or stop it, or choose "
+                "another "
+            )
+            + "{out}"
+            + literal(f" (if that process is gone, delete {self.path})")
         )
 
     def _beat(self) -> None:

@@ -22,8 +22,7 @@ class RecipeError(NamesSettings, ValueError):
     names settings as ``{field}`` (``NamesSettings``); ``settings`` lists those fields."""
 
     def __init__(self, template: str, settings: tuple[str, ...] = ()) -> None:
-        super().__init__(template)
-        self.template, self.settings = template, (*settings, "out")
+        super().__init__(template, (*settings, "out"))
 
 
 def saved_settings(out: Path) -> dict | None:

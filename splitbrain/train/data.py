@@ -71,9 +71,10 @@ def open_training_data(config: TrainConfig) -> Opened:
     # Channel stacks (tiles, scenes) of any size are resized to the crop.
     min_side = config.crop // 2 if space.data == "images" else 1
     if config.preset != "small":
-        hint = f"too small for preset {config.preset} ({config.crop} px crops); use --preset small"
+        fix = f"too small for preset {config.preset} ({config.crop} px crops); use {{preset}} small"
+        hint = (fix, "preset")
     else:
-        hint = f"too small for {config.crop} px crops; use a smaller --crop"
+        hint = (f"too small for {config.crop} px crops; use a smaller {{crop}}", "crop")
     bad = scan_source(source, config.max_bad_fraction, min_side, progress=config.progress,
                       too_small_hint=hint)  # fmt: skip
     dataset = ImageDataset(source, transform, bad, min_side, channels=space.raw_channels)

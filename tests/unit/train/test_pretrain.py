@@ -8,10 +8,8 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
-from test_data_bad_files import messy_folder  # noqa: F401 (a fixture: every kind of bad file)
 
 import splitbrain as sb
 from splitbrain.cli import build_parser
@@ -26,17 +24,6 @@ from splitbrain.train.config import RECIPE_KEYS
 from splitbrain.train.task import PretrainTask
 
 CLI = [sys.executable, "-m", "splitbrain"]
-
-
-@pytest.fixture
-def tiny_npz(tmp_path: Path) -> Path:
-    """64 random 32 px images whose label is their own index (to trace which item went where)."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "tiny.npz"
-    np.savez(
-        path, images=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), labels=np.arange(64)
-    )
-    return path
 
 
 def _pretrain_command(data: Path | str, out: Path, steps: int, *extra: str) -> list[str]:
@@ -230,7 +217,7 @@ def test_gaussian_variant_saves_calibrated_initial_weights(tmp_path, tiny_npz):
     assert not (tmp_path / "g" / "checkpoints").exists()
 
 
-def test_a_folder_of_bad_files_trains_to_the_end_and_counts_them(tmp_path, messy_folder):  # noqa: F811
+def test_a_folder_of_bad_files_trains_to_the_end_and_counts_them(tmp_path, messy_folder):
     result = subprocess.run(
         [
             *CLI,

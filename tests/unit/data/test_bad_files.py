@@ -1,13 +1,14 @@
 """Bad and odd image files: what is converted (and how exactly), what is skipped and counted."""
 
-import io
 import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from samples import noise, palette_image, rgba
 
+from splitbrain.cli import flag
 from splitbrain.data import (
     BadImage,
     DatasetError,
@@ -18,58 +19,6 @@ from splitbrain.data import (
 )
 from splitbrain.data import scan as scan_module
 from splitbrain.data.decode import decode_file, probe_file
-
-
-def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _encoded(array: np.ndarray, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def _palette_image() -> tuple[Image.Image, np.ndarray]:
-    colours = np.array([[255, 0, 0], [0, 128, 255], [10, 20, 30], [200, 200, 0]], dtype=np.uint8)
-    index = np.random.default_rng(1).integers(0, 4, (20, 20), dtype=np.uint8)
-    image = Image.fromarray(index, "P")
-    image.putpalette(colours.flatten().tolist())
-    return image, colours[index]
-
-
-def _rgba() -> tuple[np.ndarray, np.ndarray]:
-    rgba = _noise(20, 20, 2)
-    rgba = np.concatenate(
-        [rgba, np.random.default_rng(3).integers(0, 256, (20, 20, 1), np.uint8)], 2
-    )
-    alpha = rgba[..., 3:4].astype(int)
-    on_white = (rgba[..., :3].astype(int) * alpha + 255 * (255 - alpha) + 127) // 255
-    return rgba, on_white.astype(np.uint8)
-
-
-@pytest.fixture
-def messy_folder(tmp_path) -> Path:
-    """Every kind of bad or odd file next to plain good ones."""
-    root = tmp_path / "messy"
-    root.mkdir()
-    for k in range(4):
-        Image.fromarray(_noise(20, 20, 10 + k)).save(root / f"good{k}.png")
-    (root / "good_jpeg.jpg").write_bytes(_encoded(_noise(64, 64), "JPEG"))
-    jpeg = _encoded(_noise(64, 64), "JPEG")
-    (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    png = _encoded(_noise(64, 64), "PNG")
-    (root / "truncated.png").write_bytes(png[: len(png) // 2])
-    (root / "empty.jpg").write_bytes(b"")
-    (root / "text.jpg").write_text("this is not a JPEG at all\n")
-    _palette_image()[0].save(root / "palette.png")
-    Image.fromarray(_rgba()[0], "RGBA").save(root / "rgba.png")
-    Image.fromarray(_noise(20, 20, 4)).convert("CMYK").save(root / "cmyk.jpg")
-    ramp = (np.arange(400, dtype=np.uint16).reshape(20, 20) * 163).astype(np.uint16)
-    Image.fromarray(ramp).save(root / "sixteen.png")  # mode I;16
-    Image.fromarray(_noise(20, 20, 5)[..., 0]).save(root / "grey.png")
-    Image.fromarray(_noise(5, 30, 6)).save(root / "tiny.png")  # shorter side 5 < min_side 8
-    return root
 
 
 def test_scan_counts_each_reason_and_conversion(messy_folder, caplog):
@@ -129,10 +78,10 @@ def test_every_bad_file_raises_bad_image_with_its_reason(messy_folder):
 def test_conversions_give_the_right_pixels(messy_folder):
     image, note = decode_file(str(messy_folder / "palette.png"))
     assert note == "palette"
-    np.testing.assert_array_equal(image, _palette_image()[1])
+    np.testing.assert_array_equal(image, palette_image()[1])
     image, note = decode_file(str(messy_folder / "rgba.png"))
     assert note == "RGBA"
-    np.testing.assert_array_equal(image, _rgba()[1])  # composited on white
+    np.testing.assert_array_equal(image, rgba()[1])  # composited on white
     image, note = decode_file(str(messy_folder / "sixteen.png"))
     assert note == "16-bit"
     ramp = np.arange(400).reshape(20, 20) * 163
@@ -140,16 +89,16 @@ def test_conversions_give_the_right_pixels(messy_folder):
     assert image[-1, -1, 0] == 253 and (image[..., 0] == image[..., 2]).all()
     image, note = decode_file(str(messy_folder / "grey.png"))
     assert note == "greyscale"
-    np.testing.assert_array_equal(image, np.repeat(_noise(20, 20, 5)[..., :1], 3, axis=2))
+    np.testing.assert_array_equal(image, np.repeat(noise(20, 20, 5)[..., :1], 3, axis=2))
     image, note = decode_file(str(messy_folder / "cmyk.jpg"))
     assert note == "CMYK" and image.shape == (20, 20, 3)
-    assert np.abs(image.astype(int) - _noise(20, 20, 4)).mean() < 40  # lossy, but the same picture
+    assert np.abs(image.astype(int) - noise(20, 20, 4)).mean() < 40  # lossy, but the same picture
 
 
 def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    Image.fromarray(_noise(10, 30)).save(tmp_path / "rotated.jpg", exif=exif)
+    Image.fromarray(noise(10, 30)).save(tmp_path / "rotated.jpg", exif=exif)
     image, _ = decode_file(str(tmp_path / "rotated.jpg"))
     assert image.shape == (30, 10, 3)
     assert probe_file(str(tmp_path / "rotated.jpg")) == (None, (30, 10))
@@ -157,7 +106,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_too_many_bad_files_stop_the_run_with_a_clear_message(tmp_path):
     for k in range(60):
-        Image.fromarray(_noise(8, 8, k)).save(tmp_path / f"{k:03d}.png")
+        Image.fromarray(noise(8, 8, k)).save(tmp_path / f"{k:03d}.png")
     (tmp_path / "zzz_broken.jpg").write_text("oops")
     src = open_source(f"folder:{tmp_path}")
     with pytest.raises(DatasetError) as error:
@@ -165,8 +114,9 @@ def test_too_many_bad_files_stop_the_run_with_a_clear_message(tmp_path):
     assert str(error.value) == (
         f"1.6% of 61 images in folder:{tmp_path} (split all) are unusable (limit 1%): "
         f"1 not an image; first few: {tmp_path / 'zzz_broken.jpg'}: not an image; to train "
-        "on the rest anyway, raise --max-bad-fraction (now 0.01)"
-    )
+        "on the rest anyway, raise max_bad_fraction (now 0.01)"
+    )  # the setting by its field in Python; the command line names its flag
+    assert error.value.message(flag).endswith("raise --max-bad-fraction (now 0.01)")
     assert scan_source(src, max_bad_fraction=0.02, progress=False).skipped == {"not an image": 1}
 
 

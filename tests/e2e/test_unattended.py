@@ -1,7 +1,7 @@
 """Unattended runs: one process per run folder, logs fit for files, quiet runs.
 
 The stop signals' rows (SIGTERM, SIGINT, SIGUSR1 with --requeue, a second run, a stale lock)
-are scenarios of benchmarks/faults.py, checked in tests/test_faults.py.
+are scenarios of tests/fault_scenarios.py, checked in tests/e2e/test_faults.py.
 """
 
 import io

@@ -44,3 +44,32 @@ def test_the_command_line_shows_a_library_setting_error_as_a_usage_error(capsys)
     assert exited.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("splitbrain knn: error: --weights: two rows named 'gaussian:small'")
+
+
+def test_library_errors_that_name_a_setting_name_its_field_and_keep_other_braces(tmp_path):
+    from splitbrain.data import DatasetError, open_source
+    from splitbrain.inference.inputs import find_inputs, output_paths
+    from splitbrain.rgbd import holdout_indices
+    from splitbrain.runs.lock import RunLock, RunLockedError
+
+    missing = DatasetError("a {b} c", ())  # names no setting: shown as written
+    assert str(missing) == missing.message(flag) == "a {b} c"
+    with pytest.raises(DatasetError) as raised:
+        open_source(f"cifar10:{tmp_path / '{x}'}")
+    assert "(or set download to fetch" in str(raised.value) and "{x}" in str(raised.value)
+    assert "(or set --download to fetch" in raised.value.message(flag)
+    with pytest.raises(SettingError) as raised:
+        holdout_indices([10], "every:1")
+    assert str(raised.value).startswith("holdout 'every:1': use a fraction like 0.15")
+    assert raised.value.message(flag).startswith("--holdout 'every:1': use")
+    with RunLock(tmp_path / "run"), pytest.raises(RunLockedError) as raised:
+        RunLock(tmp_path / "run").__enter__()
+    assert "or choose another out (if that process" in str(raised.value)
+    assert "or choose another --out (if that process" in raised.value.message(flag)
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(SettingError) as raised:
+        output_paths(find_inputs([str(tmp_path / "a.png")]), tmp_path, ".png")
+    assert raised.value.message(flag) == (
+        f"--out {tmp_path}: {tmp_path / 'a.png'} would be overwritten by its colorization; "
+        "choose another --out"
+    )

@@ -1,8 +1,9 @@
-"""benchmarks/paper_table.py: the Table 2 reproduction's bookkeeping (rows, resumption,
-recipe checks, claims), run end to end on a tiny npz."""
+"""The Table 2 reproduction's bookkeeping (rows, resumption, recipe checks, claims), run end
+to end on a tiny npz; and its command line, benchmarks/paper_table.py."""
 
-import importlib.util
+import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,37 +11,35 @@ import numpy as np
 import pytest
 import torch
 
+import splitbrain.reproduce.paper_table as table
 from splitbrain.runs.checkpoints import checkpoints
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_table.py"
-
-
-@pytest.fixture(scope="module")
-def table():
-    spec = importlib.util.spec_from_file_location("paper_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper_table"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["paper_table"]
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 @pytest.fixture
-def tiny(tmp_path) -> list[str]:
+def tiny(tmp_path) -> table.Recipe:
+    """The full recipe on 64 train and 32 test images of 32 px, one epoch of everything."""
     rng = np.random.default_rng(0)
     for name, n in (("train", 64), ("test", 32)):
         images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         np.savez(tmp_path / f"{name}.npz", images=images, labels=np.arange(n) % 3)
-    return [
-        "--data", f"npz:{tmp_path / 'train.npz'}", "--test-data", f"npz:{tmp_path / 'test.npz'}",
-        "--width", "0.125", "--epochs", "1", "--batch-size", "32", "--probe-epochs", "1",
-        "--json", str(tmp_path / "t.json"), "--runs", str(tmp_path / "runs"),
-        "--workers", "0", "--no-progress",
-    ]  # fmt: skip
+    return dataclasses.replace(
+        table.full_recipe(), data=f"npz:{tmp_path / 'train.npz'}",
+        test_data=f"npz:{tmp_path / 'test.npz'}", width=0.125, epochs=1, batch_size=32,
+        probe_epochs=1,
+    )  # fmt: skip
 
 
-def test_rows_are_written_and_not_run_again(table, tiny, tmp_path, monkeypatch):
-    assert table.main([*tiny, "--rows", "gaussian,l2ab-cl"]) == 0
+def _build(recipe, rows, tmp_path):
+    return table.build_table(
+        recipe, rows, tmp_path / "t.json", tmp_path / "runs", progress=False, workers=0
+    )
+
+
+def test_rows_are_written_and_not_run_again(tiny, tmp_path, monkeypatch):
+    _build(tiny, table.chosen_rows("gaussian,l2ab-cl", table.PAPER), tmp_path)
     record = json.loads((tmp_path / "t.json").read_text())
     assert set(record["rows"]) == {"gaussian", "l2ab-cl"}
     for row in record["rows"].values():
@@ -59,15 +58,15 @@ def test_rows_are_written_and_not_run_again(table, tiny, tmp_path, monkeypatch):
     ran = []
     fake = {**_row(1, 2, 3, 4, 5), "pretrain_seconds": 0, "probe_seconds": 0}
     monkeypatch.setattr(table, "run_row", lambda row, *a, **k: ran.append(row) or fake)
-    table.main([*tiny, "--rows", "gaussian,l2ab-cl,ab2l-cl"])
+    _build(tiny, ["gaussian", "l2ab-cl", "ab2l-cl"], tmp_path)
     assert ran == ["ab2l-cl"]  # the finished rows were read back, not run again
     again = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert again["l2ab-cl"] == record["rows"]["l2ab-cl"] and again["ab2l-cl"]["top1"]["conv5"] == 5
 
 
-def test_a_resumed_pretraining_reports_the_time_of_every_sitting(table, tiny, tmp_path):
+def test_a_resumed_pretraining_reports_the_time_of_every_sitting(tiny, tmp_path):
     recipe = table.Recipe(
-        data=tiny[1], test_data=None, width=0.125, epochs=1, batch_size=32, probe_epochs=1
+        data=tiny.data, test_data=None, width=0.125, epochs=1, batch_size=32, probe_epochs=1
     )
     _, first = table.pretrain_row("l2ab-cl", recipe, tmp_path / "runs", False, 0)
     ((_, last),) = checkpoints(tmp_path / "runs" / recipe.key() / "l2ab-cl" / "checkpoints")
@@ -79,39 +78,47 @@ def test_a_resumed_pretraining_reports_the_time_of_every_sitting(table, tiny, tm
     _, second = table.pretrain_row("l2ab-cl", recipe, tmp_path / "runs", False, 0)
     assert not first["resumed"] and second["resumed"]
     assert 1000 < second["pretrain_seconds"] < 1000 + 60
-    other = table.dataclasses.replace(recipe, lr=1e-4)
+    other = dataclasses.replace(recipe, lr=1e-4)
     assert other.key() != recipe.key()  # another recipe never resumes this one's run
 
 
-def test_quick_recipe_and_repository_relative_paths(table):
+def test_quick_recipe_and_root_relative_paths():
     quick = table.quick_recipe()
     assert quick.data == "npz:../shared/data/cifar10/exact_train.npz"
-    absolute = table.from_repo(quick.data)
-    exact_train = (table.REPO.parent / "shared/data/cifar10/exact_train.npz").resolve()
+    absolute = table.from_root(quick.data, ROOT)
+    exact_train = (ROOT.parent / "shared/data/cifar10/exact_train.npz").resolve()
     assert absolute == f"npz:{exact_train}"
-    assert table.from_repo("npz:/abs/x.npz") == "npz:/abs/x.npz"
-    assert table.from_repo("skimage:") == "skimage:"
+    assert table.from_root("npz:/abs/x.npz", ROOT) == "npz:/abs/x.npz"
+    assert table.from_root("skimage:", ROOT) == "skimage:"
     assert table.QUICK_ROWS == ("gaussian", "l2ab-cl", "ab2l-cl", "splitbrain")
 
 
-def test_a_different_recipe_is_refused(table, tiny, tmp_path):
+def test_a_different_recipe_is_refused(tiny, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"recipe": {"width": 9}, "rows": {}}))
-    with pytest.raises(SystemExit, match="different recipe"):
-        table.main(tiny)
+    with pytest.raises(ValueError, match="different recipe"):
+        _build(tiny, list(table.PAPER), tmp_path)
 
 
-def test_unknown_rows_are_refused(table, tiny):
-    with pytest.raises(SystemExit, match="unknown splitbrian"):
-        table.main([*tiny, "--rows", "splitbrian"])
-    with pytest.raises(SystemExit, match="none given"):
-        table.main([*tiny, "--rows", ","])
+def test_unknown_rows_are_refused_by_the_library_and_the_script():
+    with pytest.raises(ValueError, match="unknown splitbrian"):
+        table.chosen_rows("splitbrian", table.PAPER)
+    with pytest.raises(ValueError, match="none given"):
+        table.chosen_rows(",", table.PAPER)
+    assert table.chosen_rows(None, table.QUICK_ROWS) == list(table.QUICK_ROWS)
+    script = ROOT / "benchmarks" / "paper_table.py"
+    done = subprocess.run([sys.executable, script, "--rows", "splitbrian"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"paper_table.py: rows: unknown splitbrian; choose from {', '.join(table.PAPER)}"
+    )
 
 
 def _row(*values):
     return {"top1": dict(zip(("conv1", "conv2", "conv3", "conv4", "conv5"), values, strict=True))}
 
 
-def test_claims_give_verdicts_with_margins(table):
+def test_claims_give_verdicts_with_margins():
     rows = {
         "gaussian": _row(50, 55, 56, 55, 53),
         "lab2lab": _row(50, 55, 57, 56, 54),
@@ -135,7 +142,7 @@ def test_claims_give_verdicts_with_margins(table):
     assert quick[everything].startswith("not in this table (joint, joint-full")
 
 
-def test_markdown_puts_the_papers_numbers_beside_ours(table):
+def test_markdown_puts_the_papers_numbers_beside_ours():
     rows = {"splitbrain": {**_row(52, 60, 62, 62, 59), "pretrain_seconds": 60, "probe_seconds": 30}}
     text = table.markdown(rows, table.full_recipe(), list(table.PAPER))
     line = next(
@@ -146,21 +153,21 @@ def test_markdown_puts_the_papers_numbers_beside_ours(table):
     assert "| `splitbrain` | 1.0 min | 0.5 min |" in text
 
 
-def test_knn_rows_and_recipes_that_predate_the_new_fields(table, tiny, tmp_path):
-    committed = json.loads((table.RESULTS / "paper_table_cifar10.json").read_text())["recipe"]
+def test_knn_rows_and_recipes_that_predate_the_new_fields(tiny, tmp_path):
+    committed = json.loads((RESULTS / "paper_table_cifar10.json").read_text())["recipe"]
     assert table.full_recipe().as_dict() == committed  # new fields at their old values: same key
     imagenette = table.imagenette_recipe()
     assert imagenette.preset == "paper" and imagenette.resize == 200 and imagenette.knn
     assert {"resize", "knn", "precision"} <= set(imagenette.as_dict())
     assert table.train_config("splitbrain", imagenette, tmp_path, False, 0).init == "kraehenbuehl"
-    from_gaussian = table.dataclasses.replace(imagenette, init="gaussian")
+    from_gaussian = dataclasses.replace(imagenette, init="gaussian")
     assert "init" not in from_gaussian.as_dict()  # the default: older tables keep their key
-    older = table.RESULTS / "paper_table_imagenette_gaussian_init.json"
+    older = RESULTS / "paper_table_imagenette_gaussian_init.json"
     assert json.loads(older.read_text())["recipe"] == from_gaussian.as_dict()
 
-    recipe = table.dataclasses.replace(
+    recipe = dataclasses.replace(
         table.Recipe(**table.full_recipe().as_dict()),
-        data=tiny[1], test_data=tiny[3], width=0.125, probe_epochs=1, resize=40, knn=True,
+        data=tiny.data, test_data=tiny.test_data, width=0.125, probe_epochs=1, resize=40, knn=True,
     )  # fmt: skip
     data = table.LabelledData.open(recipe.data, recipe.test_data, progress=False)
     row = table.run_row("gaussian", recipe, data, tmp_path / "runs", False, 0)

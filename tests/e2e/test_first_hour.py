@@ -157,9 +157,11 @@ def test_max_items_takes_an_evenly_spread_subset_everywhere(tmp_path, capsys):
     assert "  subset: 16 items, evenly spread\n" in capsys.readouterr().out
 
 
-@pytest.fixture
-def trained(tmp_path) -> tuple[Path, Path]:
-    """A tiny labelled npz and a network pre-trained on it for two steps."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny labelled npz and a network pre-trained on it for two steps (the tests only read
+    them)."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     data = tmp_path / "tiny.npz"
     rng = np.random.default_rng(5)
     np.savez(data, images=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),

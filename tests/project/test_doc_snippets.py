@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 import splitbrain as sb
 from splitbrain.inference import export_onnx
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Per document, (text in a snippet, what replaces it here): smaller budgets, and the stand-in
 #: for data a reader brings. Each must be found, so a changed snippet fails here until it is
 #: looked at again.
@@ -46,7 +46,8 @@ def snippets() -> list[tuple[str, int, str]]:
     for doc in DOCS:
         text = doc.read_text()
         for match in re.finditer(r"```python\n(.*?)```", text, re.S):
-            found.append((doc.name, text[: match.start()].count("\n") + 1, match.group(1)))
+            name = doc.name if doc.parent in (ROOT, ROOT / "docs") else str(doc.relative_to(ROOT))
+            found.append((name, text[: match.start()].count("\n") + 1, match.group(1)))
     return found
 
 

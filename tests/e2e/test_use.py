@@ -18,7 +18,7 @@ from splitbrain.data import EvalTransform, ImageDataset, open_source
 from splitbrain.inference import FeatureWriter
 from splitbrain.init import calibrate_batchnorm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def photos(n: int = 6, side: int = 64) -> np.ndarray:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_data_bad_files import messy_folder  # noqa: F401 (a fixture: every kind of bad file)
 from torch.utils.data import DataLoader
 
 from splitbrain.data import BadImage, DatasetError, EvalTransform, ImageDataset, open_source
@@ -52,7 +51,7 @@ def test_prepared_items_are_the_originals_shrunk_to_the_side(photos, tmp_path):
         assert (ours[0].int() - theirs[0].int()).abs().float().mean() < 1.5, i
 
 
-def test_bad_files_are_skipped_and_counted(messy_folder, tmp_path):  # noqa: F811
+def test_bad_files_are_skipped_and_counted(messy_folder, tmp_path):
     meta = prepare(open_source(f"folder:{messy_folder}"), tmp_path / "out", workers=2,
                    progress=False)  # fmt: skip
     assert meta["skipped"] == {"truncated": 2, "empty": 1, "not an image": 1}

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "splitbrain"
 
 
@@ -97,7 +97,8 @@ def test_method_modules_do_not_import_the_machinery():
     """The method at the top of the package (colour, quantization, spaces, splits, models,
     losses, objective, init, colorize, extract, weights) never reaches into data, training,
     evaluation, inference or the command line."""
-    machinery = {"data", "rgbd", "runs", "train", "evaluate", "segment", "inference", "cli"}
+    machinery = {"data", "rgbd", "runs", "train", "evaluate", "segment", "inference", "reproduce",
+                 "cli"}  # fmt: skip
     modules = package_modules()
     graph = import_graph(modules)
     method = [m for m, path in modules.items() if path.parent == PACKAGE and path.stem[0] != "_"]
@@ -134,6 +135,7 @@ def test_machinery_packages_import_in_the_documented_direction():
         "train": {"runs", "evaluate", "rgbd", "data"},
         "segment": {"runs", "evaluate", "inference", "data"},
         "inference": {"data", "rgbd"},
+        "reproduce": {"runs", "train", "evaluate"},
         "cli": {"runs", "train", "evaluate", "segment", "inference", "rgbd", "data"},
     }
     modules = package_modules()
@@ -176,3 +178,13 @@ print("unchanged")
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "unchanged", done.stderr[-2000:]
+
+
+def test_the_unit_tests_mirror_the_package():
+    """tests/unit/X/ exists only where splitbrain/X/ is a package, so a newcomer finds a
+    module's tests where the module is."""
+    folders = sorted(p for p in (ROOT / "tests" / "unit").iterdir() if p.is_dir())
+    assert folders, "no tests/unit/ folders"
+    for folder in folders:
+        if folder.name not in ("files", "__pycache__"):
+            assert (PACKAGE / folder.name / "__init__.py").exists(), f"{folder} mirrors nothing"

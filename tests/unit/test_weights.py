@@ -73,7 +73,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
 def test_files_written_by_version_0_1_still_load(tmp_path, name):
     """tests/data holds the headers (metadata, tensor names, shapes, dtypes) of weights files
     that version 0.1 wrote: a file with that header loads, into the same kind of model."""
-    header = json.loads((Path(__file__).parent / "data" / "weights_v0.1_headers.json").read_text())
+    header = json.loads((Path(__file__).parent / "files" / "weights_v0.1_headers.json").read_text())
     record = header[name]
     dtypes = {"F32": torch.float32, "I64": torch.int64}
     tensors = {

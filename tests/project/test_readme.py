@@ -12,7 +12,7 @@ from PIL import Image
 
 from splitbrain.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 QUIET = ["--workers", "0", "--no-progress"]
 #: Options appended per command so that each example takes seconds.
 SMALL = {
@@ -86,7 +86,7 @@ def test_every_readme_example_runs(tmp_path, monkeypatch):
 
 
 def test_the_docs_name_no_path_of_a_particular_machine():
-    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    docs = [README, *sorted((README.parent / "docs").rglob("*.md"))]
     machine = re.compile(r"(?<![\w.~])/(work|tmp|root|home|Users|data|scratch|mnt)/")
     found = [
         f"{path.name}:{number}: {line.strip()}"
@@ -98,7 +98,7 @@ def test_the_docs_name_no_path_of_a_particular_machine():
 
 
 def test_the_docs_name_no_issue_numbers():
-    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    docs = [README, *sorted((README.parent / "docs").rglob("*.md"))]
     issue = re.compile(r"\bissues? \d+", re.IGNORECASE)
     found = [f"{path.name}:{number}: {line.strip()}" for path in docs
              for number, line in enumerate(path.read_text().splitlines(), 1)

@@ -1,16 +1,16 @@
-"""Fault tolerance: every scenario of benchmarks/faults.py, and the parts it is made of."""
+"""Fault tolerance: every scenario of the fault table (tests/fault_scenarios.py), and the parts
+it is made of."""
 
 import errno
-import importlib.util
 import logging
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fault_scenarios import Faults
 from lightning.pytorch.loggers import TensorBoardLogger
 
 import splitbrain as sb
@@ -21,22 +21,15 @@ from splitbrain.errors import CheckpointError, NonFiniteError, RunFolderError, W
 from splitbrain.runs.checkpoints import checkpoints, resumable_checkpoint
 from splitbrain.runs.folder import TensorBoardLog, explain, run_folder_faults
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
-
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory):
     """The scenarios on 64 random 32 px images, sharing one uninterrupted reference run."""
-    spec = importlib.util.spec_from_file_location("faults", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["faults"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
     root = tmp_path_factory.mktemp("faults")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
     np.savez(root / "tiny.npz", images=images, labels=np.arange(64) % 4)
-    yield module.Faults(f"npz:{root / 'tiny.npz'}", root)
-    del sys.modules["faults"]
+    return Faults(f"npz:{root / 'tiny.npz'}", root)
 
 
 def test_sigkill_during_training_resumes_to_the_same_weights(faults):
