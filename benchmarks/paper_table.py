@@ -25,6 +25,7 @@ from splitbrain.reproduce.paper_table import (
     IMAGENETTE_ROWS,
     PAPER,
     QUICK_ROWS,
+    TableError,
     build_table,
     chosen_rows,
     full_recipe,
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, order = build_table(
             recipe, wanted, path, runs, REPO, not args.no_progress, args.workers
         )
-    except ValueError as error:
+    except TableError as error:
         raise SystemExit(f"paper_table.py: {error}") from None
     print("\n" + markdown(rows, recipe, order))
     print(f"results: {path} and its .md and .png")

@@ -69,6 +69,11 @@ KNN_K = 20
 AUTOENCODER_SLACK = 2.0  # points above gaussian that still count as "near random init"
 
 
+class TableError(ValueError):
+    """A table that cannot be built as asked: rows that Table 2 does not have, or a results
+    file of another recipe."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """What every row of one table shares and the command line may change; everything else
@@ -179,7 +184,7 @@ def read_results(path: Path, recipe: Recipe) -> dict:
         return {}
     record = json.loads(path.read_text())
     if record.get("recipe") != json.loads(json.dumps(recipe.as_dict())):
-        raise ValueError(
+        raise TableError(
             f"{path} holds a table for a different recipe ({record.get('recipe')}); "
             "pass --json with another path, or delete it to start over"
         )
@@ -436,14 +441,14 @@ def write_report(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> No
 
 def chosen_rows(rows: str | None, default: tuple[str, ...] | list[str]) -> list[str]:
     """The rows of ``rows`` ("a,b,c", in that order, each once), else ``default``; a name
-    that is not a row of Table 2 is a ValueError naming the rows there are."""
+    that is not a row of Table 2 is a TableError naming the rows there are."""
     if rows is None:
         return list(default)
     wanted = list(dict.fromkeys(r.strip() for r in rows.split(",") if r.strip()))
     unknown = [r for r in wanted if r not in PAPER]
     if unknown or not wanted:
         named = ", ".join(unknown) if unknown else "none given"
-        raise ValueError(f"rows: unknown {named}; choose from {', '.join(PAPER)}")
+        raise TableError(f"rows: unknown {named}; choose from {', '.join(PAPER)}")
     return wanted
 
 

@@ -23,13 +23,9 @@ from splitbrain.runs.folder import TensorBoardLog, explain, run_folder_faults
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory):
+def faults(tmp_path_factory, tiny_npz):
     """The scenarios on 64 random 32 px images, sharing one uninterrupted reference run."""
-    root = tmp_path_factory.mktemp("faults")
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
-    np.savez(root / "tiny.npz", images=images, labels=np.arange(64) % 4)
-    return Faults(f"npz:{root / 'tiny.npz'}", root)
+    return Faults(f"npz:{tiny_npz}", tmp_path_factory.mktemp("faults"))
 
 
 def test_sigkill_during_training_resumes_to_the_same_weights(faults):

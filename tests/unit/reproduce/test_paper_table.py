@@ -95,14 +95,14 @@ def test_quick_recipe_and_root_relative_paths():
 
 def test_a_different_recipe_is_refused(tiny, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"recipe": {"width": 9}, "rows": {}}))
-    with pytest.raises(ValueError, match="different recipe"):
+    with pytest.raises(table.TableError, match="different recipe"):
         _build(tiny, list(table.PAPER), tmp_path)
 
 
 def test_unknown_rows_are_refused_by_the_library_and_the_script():
-    with pytest.raises(ValueError, match="unknown splitbrian"):
+    with pytest.raises(table.TableError, match="unknown splitbrian"):
         table.chosen_rows("splitbrian", table.PAPER)
-    with pytest.raises(ValueError, match="none given"):
+    with pytest.raises(table.TableError, match="none given"):
         table.chosen_rows(",", table.PAPER)
     assert table.chosen_rows(None, table.QUICK_ROWS) == list(table.QUICK_ROWS)
     script = ROOT / "benchmarks" / "paper_table.py"
