@@ -83,6 +83,7 @@ the global RNG is not touched, an encoder's weights do not depend on the other e
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterable
@@ -94,6 +95,7 @@ from torch import Tensor, nn
 
 from .models import CrossChannelEncoder, SplitBrain
 
+log = logging.getLogger("splitbrain.init")
 INITS = ("gaussian", "kraehenbuehl")  # a network's starting weights, by name
 METHODS = ("gaussian", "pca", "kmeans")
 KMEANS_ITERATIONS = 10
@@ -535,11 +537,15 @@ def kraehenbuehl_init_(
     device = next(model.parameters()).device
     raw = raw.to(device=device, dtype=torch.float32)
     diagnostics: dict[str, float] = {}
+    log.info(
+        "Krähenbühl initialisation from %d images (%s filters%s), one encoder at a time: "
+        "a minute or more on a CPU", raw.shape[0], method,
+        ", then the layers' rescaling" if rescale_between_layers else "",
+    )  # fmt: skip
     with torch.no_grad():
         channels = model.channels(raw)
-    for index, (encoder, name) in enumerate(
-        zip(model.encoders, _encoder_names(model), strict=True)
-    ):
+    names = _encoder_names(model)
+    for index, (encoder, name) in enumerate(zip(model.encoders, names, strict=True)):
         with torch.no_grad():
             x = model.encoder_input(encoder, channels)
             diagnostics.update(_within_layer(encoder, x, method, _generator(seed, index, 0), name))
@@ -550,6 +556,8 @@ def kraehenbuehl_init_(
         for layer in _layers(encoder):
             w = layer.conv.weight.detach()
             diagnostics[f"{name}/{layer.name}/weight_rms"] = float(w.pow(2).mean().sqrt())
+        log.info("  encoder %s initialised (%d of %d, %.0f s)", name, index + 1, len(names),
+                 time.perf_counter() - start)  # fmt: skip
     diagnostics["seconds"] = time.perf_counter() - start
     return diagnostics
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .errors import SettingError
 from .quantize import GridQuantizer, build_quantizer
-from .segmentation import build_head
+from .segmentation import FRAME_SIDE, build_head, seen_at, upsampled
 from .splits import Half, Split, Target
 
 # Layer -> (kernel, stride, padding[, dilation]) for convs, (kernel, stride, padding) for pools.
@@ -412,14 +412,23 @@ class SplitBrain(nn.Module):
             return self.classifier(self.features(raw, layer, valid)[layer].mean((2, 3)))
 
     @torch.no_grad()
-    def segment(self, raw: Tensor, valid: Tensor | None = None) -> Tensor:
-        """Class logits (N, classes, H, W) of every pixel, from a network with a segmenter
-        (``splitbrain segment`` trains one)."""
+    def segment(self, raw: Tensor, side: int | None = None) -> Tensor:
+        """Class logits (N, classes, H, W) of every pixel of float RGB ``raw`` (N, 3, H, W) in
+        [0, 1], from a network with a segmenter (``splitbrain segment`` trains one), as that
+        command scores and predicts: the network sees the images with their shorter side at
+        ``side`` (default: the side its segmenter was trained at) and the logits are upsampled
+        bilinearly to (H, W)."""
         if self.config.segmenter is None:
             raise ValueError("this network has no segmenter; splitbrain segment gives one")
         layers = list(self.config.segmenter[1])
-        features = self.features(raw, layers, valid)
-        return self.segmenter([features[n] for n in layers], raw.shape[-2:])
+        small = seen_at(raw, side or self.segment_side())
+        features = self.features(small, layers)
+        logits = self.segmenter([features[n] for n in layers], small.shape[-2:])
+        return upsampled(logits, raw.shape[-2:])
+
+    def segment_side(self) -> int:
+        """The shorter side of the frames its segmenter was trained at (its file records it)."""
+        return (self.provenance.get("segment") or {}).get("resize") or FRAME_SIDE
 
     def stride(self, layer: str) -> int:
         """How many input pixels one step of ``layer``'s grid spans (16 at fc7 of ``paper``)."""

@@ -20,6 +20,10 @@ at the scoring frames' size line up alike.
 
     model = sb.load("seg.safetensors")          # a network with a segmenter (segment writes it)
     logits = model.segment(rgb)                 # (N, classes, H, W) for float RGB (N,3,H,W)
+
+Sizes: a segmenter sees every image with its shorter side at the side it was trained at
+(``FRAME_SIDE`` unless its file records another) and its logits are upsampled bilinearly to the
+image's own size, in Python as in ``splitbrain segment`` (``seen_at``, ``upsampled``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,26 @@ FRAME_SIDE = 180
 #: default: rare classes lifted less; measured on a drive the heads never saw,
 #: docs/results/segmentation.md, "Why the lead is small"), or none.
 CLASS_WEIGHTS = ("sqrt-median-freq", "median-freq", "none")
+
+
+def frame_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side at ``side``, the aspect ratio kept."""
+    scale = side / min(height, width)
+    return max(side, round(height * scale)), max(side, round(width * scale))
+
+
+def seen_at(raw: Tensor, side: int) -> Tensor:
+    """Float images (N, C, H, W) as a segmenter sees them: the shorter side at ``side``,
+    resized bilinearly with antialiasing."""
+    size = frame_size(*raw.shape[-2:], side)
+    if size == tuple(raw.shape[-2:]):
+        return raw
+    return F.interpolate(raw, size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def upsampled(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """A segmenter's logits, float, upsampled bilinearly to a frame's own ``size``."""
+    return F.interpolate(logits.float(), size, mode="bilinear", align_corners=False)
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .atomic import atomic_write
 from .errors import NonFiniteError
+from .jsontext import json_text
 from .models import ModelConfig, SplitBrain, input_geometry
 
 log = logging.getLogger("splitbrain.weights")
@@ -55,7 +56,7 @@ def save(
     poisoned = first_non_finite(tensors)
     if poisoned is not None:
         raise NonFiniteError(f"{path}: not written, {poisoned} holds a NaN or infinity")
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    metadata = {"format": FORMAT, "config": json_text(model.config.to_dict())}
     provenance = dict(provenance if provenance is not None else model.provenance)
     if "geometry" not in provenance:  # every file says what its images look like
         resize, crop = model.geometry()
@@ -64,7 +65,7 @@ def save(
         decode, temperature = model.decoding()
         provenance["decoding"] = {"decode": decode, "temperature": temperature}
     if provenance:
-        metadata["provenance"] = json.dumps(provenance, default=str)
+        metadata["provenance"] = json_text(provenance, default=str)
     data = serialize(tensors, metadata=metadata)  # bytes: a full disk is then an OSError
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 

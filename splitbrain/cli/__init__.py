@@ -8,7 +8,8 @@ lines).
 
 Exit codes: 0 done; 1 bad input or a fault that stopped the run (one line naming the file and
 the problem); 2 a misused command line; 128 + the signal's number when a stop signal
-interrupted a run after saving its checkpoint (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1).
+interrupted a command (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1), in one line saying what was kept
+and, for a command in ``RESUMABLE``, the command that resumes it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import FrameType
 
 from tqdm import tqdm
 
@@ -51,6 +53,10 @@ COMMANDS = (
     prepare, pretrain, probe, knn, finetune, segment, colorize, extract, export, import_caffe,
     rgbd, info,
 )  # fmt: skip
+#: The commands whose run folder resumes: the same command again goes on where a stop left it
+#: (pretrain from its newest checkpoint, the comparisons from the models they finished). An
+#: interrupted one ends by naming that command.
+RESUMABLE = frozenset({"pretrain", "probe", "knn", "finetune", "segment"})
 
 
 def build_parser() -> ArgumentParser:
@@ -164,8 +170,44 @@ def flag(setting: str) -> str:
 
 
 def _resume_hint(argv: Sequence[str]) -> str:
-    """The command that resumes an interrupted run: the same one."""
-    return "to resume: " + shlex.join(["splitbrain", *argv])
+    """The command that resumes an interrupted run: the same one, less ``--overwrite`` (or
+    an abbreviation of it), which would start it again."""
+    kept = [arg for arg in argv if not (len(arg) > 3 and "--overwrite".startswith(arg))]
+    return "to resume: " + shlex.join(["splitbrain", *kept])
+
+
+@contextmanager
+def stops_end_the_command(signals: Sequence[signal.Signals]) -> Iterator[None]:
+    """While a command runs, a stop signal that no training run handles ends it at once with
+    ``Interrupted``: one line, exit 128 + its number. Otherwise SIGTERM and SIGUSR1 kill it
+    without a word (while it scans data, say), and Lightning takes Ctrl-C inside a fit for a
+    failure (exit 1, silently) and SIGTERM for a request to end it (exit 0). A training run's
+    ``StopOnSignal`` takes the signals over and hands them back. A repeat of a signal other
+    than Ctrl-C changes nothing while the command stops; forked workers (loaders, scans)
+    leave stopping to the command. The earlier handlers are restored after; outside the main
+    thread, which alone can set them, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    command = os.getpid()
+    received: list[signal.Signals] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum)
+        if os.getpid() != command or (received and name != signal.SIGINT):
+            return
+        received.append(name)
+        raise Interrupted(name, "and stopped at once, keeping what was finished")
+
+    # a handler set outside Python (getsignal: None) could not be put back: left alone
+    previous = {s: handler for s in signals if (handler := signal.getsignal(s)) is not None}
+    for signum in previous:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,8 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     configure_logging(quiet=getattr(args, "quiet", False))
+    resumes = args.command in RESUMABLE
+    hint = f"; {_resume_hint(argv)}" if resumes else ""
+    # Ctrl-C stays Python's KeyboardInterrupt where no Lightning fit would take it for a fault
+    stops = (signal.SIGTERM, signal.SIGUSR1, *((signal.SIGINT,) if resumes else ()))
     try:
-        with quiet_third_parties():
+        with quiet_third_parties(), stops_end_the_command(stops):
             return args.run(args) or 0
     except UsageError as error:
         args.parser.error(str(error))
@@ -191,12 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"splitbrain: error: {text}", file=sys.stderr)
         return 1
     except Interrupted as interruption:
-        hint = f"; {_resume_hint(argv)}" if args.command == "pretrain" else ""
         print(f"splitbrain: {interruption}{hint}", file=sys.stderr)
         return interruption.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"splitbrain: interrupted by SIGINT{hint}", file=sys.stderr)
+        return 128 + signal.SIGINT
     finally:
         configure_logging(quiet=False)  # --quiet was for this command only
     return 0

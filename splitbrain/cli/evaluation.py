@@ -20,10 +20,10 @@ ALL_LAYERS = (*CONV_LAYERS, *FC_LAYERS)
 
 
 def add_eval_arguments(
-    p: argparse.ArgumentParser, layers: str | None, out: str, batch: int
+    p: argparse.ArgumentParser, layers: str | None, out: str, batch: int, more_data: str = ""
 ) -> None:
     """Models, data, layers (unless ``layers`` is None), output and machinery: the same in
-    every evaluation command."""
+    every evaluation command; ``more_data`` names data that only this command reads."""
     p.add_argument(
         "--weights",
         nargs="+",
@@ -38,7 +38,8 @@ def add_eval_arguments(
         metavar="SPEC",
         help="labelled training images, FORMAT:PATH (folder:, cifar10:, cifar100:, "
         "stl10:, npz:, skimage:, shards:); its train split is used. Channel-split models read "
-        "labelled npz or TIFF stacks, RGB-D models labelled RGB-D frames (npz:, nyu:, ...)",
+        "labelled npz or TIFF stacks, RGB-D models labelled RGB-D frames (npz:, nyu:, ...)"
+        + more_data,
     )
     p.add_argument(
         "--test-data", metavar="SPEC", help="test images (default: the test split of --data)"
@@ -53,8 +54,9 @@ def add_eval_arguments(
         )
     p.add_argument(
         "--out", default=out,
-        help=f"folder for the report (default {out}); one that holds a report of this command "
-        "is kept and a new folder made beside it, unless --overwrite",
+        help=f"run folder (default {out}); the same command again resumes it, or, finished, "
+        "prints its table; a finished one made with other settings is kept and a new folder "
+        "made beside it, unless --overwrite",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace the report in --out")
     p.add_argument(

@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "splitbrain finetune --weights W.safetensors --data voc:VOCdevkit/VOC2007 "
         "--freeze-through pool5",
     )
-    add_eval_arguments(p, None, "runs/finetune", 128)
+    voc = (
+        "; also voc:DIR, a VOCdevkit year folder (VOC2007, VOC2012): multi-label PASCAL VOC "
+        "classification, labels from its Annotations/"
+    )
+    add_eval_arguments(p, None, "runs/finetune", 128, voc)
     p.add_argument(
         "--head-layer",
         choices=ALL_LAYERS,
@@ -72,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data.voc import label_matrix
+    from ..data.voc import label_matrix, listing_read
     from ..evaluate import FinetuneConfig, FinetuneTask
     from ..evaluate.finetune import load_targets
 
@@ -113,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         precision=precision(args, "accelerator"),
         ten_crop=voc if args.ten_crop is None else args.ten_crop,
     )
-
-    run_comparison(args, FinetuneTask(data, config, described(args), targets))
+    settings = described(args)
+    if voc:  # the listing read, which the split's name does not say (VOC 2012 tests on val.txt)
+        settings["test_data"] = f"{args.test_data or args.data} ({listing_read(data.test)})"
+    run_comparison(args, FinetuneTask(data, config, settings, targets))
     return 0

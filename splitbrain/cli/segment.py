@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "upsampled to the pixel grid, and on each layer alone; --head fcn32s: FCN-32s "
         "fine-tuned above --freeze-through. Writes segment.{json,md,png}, segment_iou.png, "
         "segment_frames.png and each model's segmenter in --out; run it again to resume. With "
-        "--predict: segment the INPUT photographs at their full size with a saved segmenter.",
+        "--predict: segment the INPUT photographs at their full size with a saved segmenter "
+        "(palette PNGs and classes.txt).",
     )
     p.epilog = examples(
         "splitbrain segment --weights W.safetensors init:kraehenbuehl:paper:0.5 --data camvid:DIR",
@@ -103,8 +104,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     add_precision_argument(p)
     p.add_argument(
         "--out", default="runs/segment",
-        help="run folder (report, segmenters, checkpoints; a finished one is kept and a new "
-        "folder made beside it unless --overwrite); --predict: the masks' folder",
+        help="run folder (report, segmenters, checkpoints); the same command again resumes "
+        "it, or, finished, prints its table; a finished one made with other settings is kept "
+        "and a new folder made beside it unless --overwrite; --predict: the masks' folder",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="start --out again from nothing")
     p.add_argument("--overlay", action="store_true", help="--predict: also NAME-overlay.png")
@@ -129,15 +131,17 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 def _predict(args: argparse.Namespace) -> int:
     from ..device import device_for
     from ..segment import segment_files
-    from ..weights import load
+    from ..weights import WeightsFileError, load
 
     if not args.inputs:  # --predict --weights SEG PHOTOS: --weights took the photographs too
         args.weights, args.inputs = args.weights[:1], args.weights[1:]
     if len(args.weights) != 1 or not args.inputs:
         raise UsageError("--predict takes one --weights segmenter and INPUT photographs")
     model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
-    if model.config.segmenter is None:
-        raise UsageError(f"{args.weights[0]} has no segmenter; splitbrain segment trains one")
+    if model.config.segmenter is None:  # bad input, not a misused option
+        raise WeightsFileError(
+            f"{args.weights[0]} has no segmenter; splitbrain segment --data trains one"
+        )
     outcome = segment_files(
         model, args.inputs, args.out, args.resize, args.overlay, args.overwrite,
         precision(args, "accelerator"), not args.no_progress,
@@ -151,13 +155,20 @@ def _predict(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.predict:
         return _predict(args)
-    from ..data import held_out, open_masks
+    from ..data import segmentation_pairs
+    from ..data.masks import is_mask_spec
     from ..evaluate.baselines import check_models
     from ..evaluate.engine import compare
     from ..segment import SegmentationTask, SegmentConfig, SegmentData
 
     if not args.data:
         raise UsageError("--data is needed to train (camvid:DIR, voc:DIR or masks:DIR)")
+    for option, spec in (("--data", args.data), ("--test-data", args.test_data)):
+        if spec and not is_mask_spec(spec):
+            raise UsageError(
+                f"{option} {spec}: segmentation reads frames with masks: camvid:DIR, voc:DIR "
+                "or masks:DIR (images/ and masks/ with matching stems)"
+            )
     if args.inputs:
         raise UsageError(f"INPUT photographs ({args.inputs[0]}) are for --predict")
     layers = tuple(parse_layers(args.layers) or HYPERCOLUMN_LAYERS)  # all: conv1..conv5
@@ -182,13 +193,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if check_models(args.weights) != "images":
         raise UsageError("segment reads photographs: give networks of RGB images")
-    if args.hold_out:
-        if args.test_data:
-            raise UsageError("--hold-out scores frames of --data; it takes no --test-data")
-        train, test = held_out(args.data, hold_out_names(args.hold_out))
-    else:
-        train = open_masks(args.data, "train")
-        test = open_masks(args.test_data or args.data, args.test_split)
+    if args.hold_out and args.test_data:
+        raise UsageError("--hold-out scores frames of --data; it takes no --test-data")
+    names = hold_out_names(args.hold_out) if args.hold_out else None
+    train, test = segmentation_pairs(args.data, args.test_data, args.test_split, names)
     train, test = train.subset(args.max_items), test.subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")
     data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
@@ -196,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
         "data": args.data, "test_data": args.test_data or f"{args.data} ({test.split})",
         "max_items": args.max_items,
     }  # fmt: skip
-    if args.hold_out:
-        described["hold_out"] = hold_out_names(args.hold_out)
+    if names:
+        described["hold_out"] = names
     if args.max_items:
         described["subset"] = f"a trial: {args.max_items:,} frames of each split, evenly spread"
     task = SegmentationTask(data, config, described)

@@ -14,7 +14,7 @@ from .badlog import BadImageLog
 from .base import UNLABELED, ImageSource, Source, SubsetSource, spread_items
 from .dataset import ImageDataset
 from .errors import BadImage, DatasetError
-from .masks import IGNORE, MaskSource, held_out, open_masks
+from .masks import IGNORE, MaskSource, open_masks, segmentation_pairs
 from .scan import scan_source
 from .sources import FORMATS, detect_format, open_channels, open_source
 from .transforms import EvalTransform, TrainTransform
@@ -30,7 +30,6 @@ __all__ = [
     "ImageDataset",
     "ImageSource",
     "MaskSource",
-    "held_out",
     "Source",
     "SubsetSource",
     "TrainTransform",
@@ -38,6 +37,7 @@ __all__ = [
     "spread_items",
     "open_channels",
     "open_masks",
+    "segmentation_pairs",
     "open_source",
     "scan_source",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from .base import ImageSource
+from .base import ImageSource, plural
 from .decode import CONVERSIONS, SKIP_REASONS
 
 logger = logging.getLogger("splitbrain.data")
@@ -118,7 +118,7 @@ class BadImageLog:
     def summary(self) -> str:
         """E.g. "skipped 3 of 1,000 images: 2 truncated, 1 empty; converted 4 (4 palette)"."""
         skipped, converted = self.skipped, self.converted
-        line = f"skipped {sum(skipped.values()):,} of {self.checked:,} images"
+        line = f"skipped {sum(skipped.values()):,} of {plural(self.checked, 'image')}"
         if skipped:
             line += f": {count_listing(skipped)}"
         if converted:

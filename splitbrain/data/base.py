@@ -13,6 +13,12 @@ from typing import Any
 
 import numpy as np
 
+
+def plural(count: int, noun: str) -> str:
+    """ "1 image", "2 images", "1,000 images"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 #: Label of an item that has none (an unlabeled split, or a photo outside any class folder).
 UNLABELED = -1
 
@@ -127,7 +133,7 @@ class ImageSource(Source):
             shown = ", ".join(self.classes[:10]) + (", ..." if len(self.classes) > 10 else "")
             classes = f"{len(self.classes)} classes ({shown})"
         channels = "" if self.num_channels == 3 else f", {self.num_channels} channels"
-        count = f"{len(self):,} images{channels}"
+        count = f"{plural(len(self), 'image')}{channels}"
         return f"{self.format} {self.path} split={self.split}: {count}, {classes}"
 
     def _read(self, i: int, min_side: int | None = None) -> tuple[np.ndarray, str | None]:

@@ -30,6 +30,8 @@ SKIP_REASONS = (
     "no mask",
     "mask size differs",
     "bad mask value",
+    "lossy mask",
+    "no annotation",
     "malformed annotation",
 )
 #: What was converted to RGB, in the order a summary lists them.
@@ -145,6 +147,35 @@ def decode_file(
             raise
         except Exception as error:  # a malformed EXIF block or a mode Pillow cannot convert
             raise BadImage(path, "corrupt", str(error)) from None
+
+
+#: Pillow's transposition of each EXIF orientation that is not upright (as ``exif_transpose``).
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation of ``path`` (1, upright, when it has none or is unreadable), read
+    from its header alone."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except Exception:  # a file that cannot be read is named when it is decoded
+        return 1
+
+
+def orient(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` turned as EXIF ``orientation`` turns a photograph upright: a mask drawn on a
+    photograph's stored pixels stays on them when ``decode_file`` turns the photograph."""
+    method = _ORIENTATIONS.get(orientation)
+    return image.transpose(method) if method is not None else image
 
 
 def probe_file(path: str, data: bytes | None = None) -> tuple[str | None, tuple[int, int]]:

@@ -128,5 +128,5 @@ def scan_source(
             f"(now {max_bad_fraction:g})",
             ("max_bad_fraction",),
         )
-    logger.info("%s: %s", source.spec, log.summary())
+    logger.info("%s (%s): %s", source.spec, source.split, log.summary())
     return log

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_write
+from ..jsontext import json_text
 from ..progress import track
 from .badlog import BadImageLog
 from .base import ImageSource
@@ -170,7 +171,7 @@ def prepare(
         "bytes": sum((folder / name).stat().st_size for name in shards),
         "seconds": round(seconds, 1),
     }
-    atomic_write(folder / MARKER, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    atomic_write(folder / MARKER, lambda tmp: Path(tmp).write_text(json_text(meta, indent=1)))
     logger.info("%s: %s", source.spec, log.summary())
     return meta
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..segmentation import frame_size
+
 Frame = np.ndarray | Tensor  # (H, W, C) uint8 array, or (C, H, W) uint8 tensor
 
 
@@ -29,8 +31,7 @@ def resized_shape(height: int, width: int, resize: int | None, crop: int) -> tup
     """(height, width) with the shorter side at ``resize``; with None, only frames smaller
     than the crop grow (to the crop)."""
     side = resize if resize is not None else max(crop, min(height, width))
-    scale = side / min(height, width)
-    return max(side, round(height * scale)), max(side, round(width * scale))
+    return frame_size(height, width, side)
 
 
 def resize_frame(frame: Tensor, size: tuple[int, int], nearest: slice | None = None) -> Tensor:

@@ -69,11 +69,14 @@ def _has_objects(listing: Path, root: Path) -> bool:
 def read_annotation(path: Path) -> np.ndarray:
     """The (20,) int64 classification labels of one ``Annotations/*.xml`` file: 1 where a class
     has an object not flagged difficult, -1 where all its objects are difficult (ignored, as
-    VOC's devkit ignores them), 0 where it has none. A file that is missing or not a VOC
-    annotation raises BadImage naming it."""
+    VOC's devkit ignores them), 0 where it has none. A file that is missing ("no annotation"),
+    unreadable ("unreadable file") or not a VOC annotation ("malformed annotation") raises
+    BadImage naming it."""
     where = f"Annotations/{path.name}"
     try:
         objects = ET.parse(path).getroot().findall("object")
+    except FileNotFoundError:
+        raise BadImage(str(path), "no annotation", f"{where} does not exist") from None
     except OSError as error:
         raise BadImage(str(path), "unreadable file", f"{where}: {error.strerror}") from None
     except ET.ParseError as error:
@@ -127,7 +130,7 @@ class VOCClassification(ImageSource):
         return self.paths[self._index(i)]
 
     def describe(self) -> str:
-        return f"{super().describe()} (ImageSets/Main/{self.listing}.txt)"
+        return f"{super().describe()} ({listing_read(self)})"
 
     def _annotated(self, i: int) -> str:
         """The JPEG path of in-range item ``i``; its annotation's BadImage when it has one."""
@@ -149,3 +152,12 @@ def label_matrix(source: ImageSource) -> np.ndarray | None:
         inner = label_matrix(source.source)
         return None if inner is None else inner[source.indices]
     return source.targets if isinstance(source, VOCClassification) else None
+
+
+def listing_read(source: ImageSource) -> str | None:
+    """The listing a ``voc:`` source (or a subset of one) was read from, e.g.
+    ``ImageSets/Main/val.txt``: a split's name does not say it (VOC 2012's test split is
+    ``val.txt``); None for any other source."""
+    if isinstance(source, SubsetSource):
+        return listing_read(source.source)
+    return f"ImageSets/Main/{source.listing}.txt" if isinstance(source, VOCClassification) else None

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..data import TrainTransform
-from ..errors import SettingError
+from ..errors import SettingError, literal
 from ..init import CALIBRATION_BATCHES, INITS, calibrate_batchnorm, kraehenbuehl_init_
 from ..models import PRESETS, SplitBrain, input_geometry
 from ..variants import build, width_of
@@ -64,24 +64,33 @@ def names_width(spec: str) -> bool:
     return parts is not None and len(parts) == 4
 
 
+def _positive(text: str) -> float | None:
+    """``text`` as a positive number, None if it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 def parse_baseline(spec: str) -> tuple[str, str, float] | None:
-    """(init, preset, width) of a baseline spec, None for a weights file; ValueError if it
-    looks like a baseline but is malformed."""
+    """(init, preset, width) of a baseline spec, None for a weights file; a SettingError
+    (``weights``, a ValueError: a misused option on the command line) saying what is wrong
+    with one that looks like a baseline."""
     parts = _baseline_parts(spec)
     if parts is None:
         return None
-    usage = (
-        f"{spec!r}: expected gaussian:PRESET[:WIDTH] or init:{{{','.join(INITS)}}}:PRESET[:WIDTH]"
-    )
-    if len(parts) not in (3, 4) or parts[1] not in INITS or parts[2] not in PRESETS:
-        raise ValueError(f"{usage} with PRESET one of {', '.join(PRESETS)}")
-    try:
-        width = float(parts[3]) if len(parts) == 4 else 1.0
-    except ValueError:
-        raise ValueError(f"{usage}: width {parts[3]!r} is not a number") from None
-    if width <= 0:
-        raise ValueError(f"{usage}: width must be positive")
-    return parts[1], parts[2], width
+    if len(parts) not in (3, 4):
+        problem = f"expected gaussian:PRESET[:WIDTH] or init:{{{','.join(INITS)}}}:PRESET[:WIDTH]"
+    elif parts[1] not in INITS:
+        problem = f"no initialisation {parts[1]!r}; the initialisations are {', '.join(INITS)}"
+    elif parts[2] not in PRESETS:
+        problem = f"no preset {parts[2]!r}; the presets are {', '.join(PRESETS)}"
+    elif (width := _positive(parts[3]) if len(parts) == 4 else 1.0) is None:
+        problem = f"the width {parts[3]!r} is not a positive number"
+    else:
+        return parts[1], parts[2], width
+    raise SettingError("weights", literal(problem), spec)
 
 
 def build_baseline(
@@ -155,26 +164,22 @@ def check_models(specs: Sequence[str]) -> str:
     kinds: dict[str, str] = {}
     for spec in specs:
         name, model = split_name(spec)
-        try:
-            baseline = parse_baseline(model)
-        except ValueError as error:
-            raise SettingError("weights", str(error)) from None
-        if baseline is None:
+        if parse_baseline(model) is None:
             config = read_config(model)  # the header alone; a bad file is bad input
             kinds.setdefault(config.split.space.data, spec)
         else:
             kinds.setdefault("images", spec)  # baselines are RGB split-brain networks
         if name in seen:
             raise SettingError(
-                "weights", f"two rows named {name!r} ({seen[name]} and {spec}); name each "
-                f"row as NAME=W, e.g. {name}-2={model}",
+                "weights", literal(f"two rows named {name!r} ({seen[name]} and {spec}); name "
+                                   f"each row as NAME=W, e.g. {name}-2={model}"),
             )  # fmt: skip
         seen[name] = spec
     if not kinds:
         raise SettingError("weights", "no models to compare")
     if len(kinds) > 1:
         listing = ", ".join(f"{spec} reads {kind}" for kind, spec in kinds.items())
-        raise SettingError("weights", f"{listing}; compare them in separate runs")
+        raise SettingError("weights", literal(f"{listing}; compare them in separate runs"))
     return next(iter(kinds))
 
 

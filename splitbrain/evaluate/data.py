@@ -22,6 +22,7 @@ from ..data import (
     TrainTransform,
     scan_source,
 )
+from ..runs.signals import end_loader_workers_at_exit, ignore_stop_signals
 
 log = logging.getLogger("splitbrain.evaluate")
 
@@ -130,7 +131,10 @@ def loader(
     seed: int = 0,
 ) -> DataLoader:
     """uint8 batches; shuffled with a generator of its own, so the order depends on ``seed``
-    alone and several models of one call see the same batches."""
+    alone and several models of one call see the same batches. Workers leave stop signals to
+    the main process, which stops in one line."""
+    if workers:
+        end_loader_workers_at_exit()
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -140,4 +144,5 @@ def loader(
         collate_fn=ImageDataset.collate,
         persistent_workers=workers > 0 and shuffle,
         prefetch_factor=4 if workers else None,
+        worker_init_fn=ignore_stop_signals if workers else None,
     )

@@ -14,9 +14,11 @@ one model and what its report shows; ``compare`` does the rest, the same way for
   interrupted; more models add rows; a name already given to another model is refused. Each
   model is seeded on its own (its baseline and its task take the seed), so a row does not
   depend on the others;
-- the report, rewritten after every row: ``COMMAND.{json,md,png}`` and the task's pictures. A
-  folder that holds a finished comparison of the same models is kept, and a new folder made
-  beside it (``outputs.keep_earlier``), unless ``overwrite``.
+- the report, rewritten after every row: ``COMMAND.{json,md,png}`` and the task's pictures.
+  The same comparison again on its finished folder does no work: its rows are read back and
+  its report left as it is. A folder that holds a finished comparison made with other
+  settings is kept, and a new folder made beside it (``outputs.keep_earlier``), unless
+  ``overwrite``.
 
     task = ProbeTask(data, ProbeConfig(cache_features=True))
     comparison = compare(task, ["runs/sb/weights.safetensors", "gaussian:paper"], "runs/probe")
@@ -41,13 +43,14 @@ import yaml
 
 from ..atomic import atomic_write
 from ..errors import literal
+from ..jsontext import json_text
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import SUMMARY
 from ..runs.checkpoints import checkpoints
 from ..runs.folder import run_folder_faults
 from ..runs.lock import RunLock
-from ..runs.recipe import RecipeError, check_recipe, saved_settings
+from ..runs.recipe import RecipeError, changed_settings, check_recipe, saved_settings
 from .baselines import check_models, match_baselines, open_model, split_name
 from .data import LabelledData
 from .report import Table, write_report
@@ -102,7 +105,7 @@ class Task(ABC, Generic[Row]):
     """
 
     command: ClassVar[str]  # names the report: COMMAND.json, .md, .png
-    title: ClassVar[str]
+    title: str  # the report's; a task may say there what it scored
     recipe: ClassVar[tuple[str, ...]]  # settings a resumed run may not change
     photos: LabelledData
     geometry: tuple[int | None, int | None] | None = (None, None)
@@ -138,9 +141,9 @@ class Task(ABC, Generic[Row]):
         """Pictures beside the report, by name (none by default)."""
         return {}
 
-    def pictures_files(self) -> tuple[str, ...]:
-        """The files ``pictures`` writes, for ``overwrite`` to remove."""
-        return ()
+    def pictures_files(self) -> dict[str, str]:
+        """The files ``pictures`` writes, by the names it returns them under."""
+        return {}
 
 
 @dataclass
@@ -194,12 +197,22 @@ def _check_models_in_folder(out: Path, specs: list[str]) -> None:
 
 def _start_again(out: Path, task: Task) -> None:
     report = [f"{task.command}.{suffix}" for suffix in ("json", "md", "png")]
-    for name in ("models", "config.yaml", *report, *task.pictures_files()):
+    for name in ("models", "config.yaml", *report, *task.pictures_files().values()):
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
+
+
+def _finished_comparison(task: Task[Row], out: Path, specs: Sequence[str]) -> Comparison:
+    """The comparison a finished folder holds, read back: no model trained, no file written."""
+    report = [f"{task.command}.{suffix}" for suffix in ("json", "md", "png")]
+    paths = {Path(name).suffix[1:]: out / name for name in report}
+    paths.update({key: out / name for key, name in task.pictures_files().items()})
+    rows = [task.restore(json.loads((e.folder / RESULT).read_text())) for e in entries(out, specs)]
+    log.info("%s: finished earlier, nothing to do; its report: %s", out, paths["md"])
+    return Comparison(out, rows, task.tables(rows), paths)
 
 
 def compare(
@@ -219,10 +232,18 @@ def compare(
     check_models(specs)
     specs, (crop, resize) = match_baselines(specs, preset, task.geometry)
     out = Path(out)
-    if not overwrite:
-        out = keep_earlier(out, False, lambda f: finished(f, task.command, specs),
-                           f"{task.command} report")  # fmt: skip
     settings = {**task.settings(), "weights": list(specs), "preset": preset}
+    if not overwrite:
+
+        def made_otherwise(folder: Path) -> bool:
+            """A finished comparison with another recipe (or none recorded): kept."""
+            changed = set(changed_settings(folder, settings)) & {*task.recipe, "preset"}
+            recorded = (folder / "config.yaml").exists()
+            return finished(folder, task.command, specs) and (bool(changed) or not recorded)
+
+        out = keep_earlier(out, False, made_otherwise, f"{task.command} report")
+        if finished(out, task.command, specs):
+            return _finished_comparison(task, out, specs)
     trial = settings.get("max_items")
     title = task.title + (f", a trial on {trial:,} items" if trial else "")
     with run_folder_faults(out), RunLock(out):
@@ -255,7 +276,7 @@ def compare(
                 seconds_to_open = time.perf_counter() - start
                 row = task.evaluate(model, entry)
                 record = {**task.record(row), "seconds to open": round(seconds_to_open, 1)}
-                text = json.dumps(record, indent=1, allow_nan=False)
+                text = json_text(record, indent=1)
                 atomic_write(done, lambda tmp, text=text: Path(tmp).write_text(text))
                 shutil.rmtree(entry.folder / "checkpoints", ignore_errors=True)
             rows.append(row)

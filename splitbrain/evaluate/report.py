@@ -1,18 +1,22 @@
 """Result tables of the evaluations: printed, and written as JSON, markdown and a PNG plot.
 
 One table is one metric (e.g. top-1 %) for several models (rows) across layers (columns), so
-several weight files evaluated in one call share one table and one plot, one line per model.
+several weight files evaluated in one call share one table and one plot, one line per model (one
+bar, when the table has one column).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import atomic_write
+from ..jsontext import float_or_nan, json_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -51,8 +55,10 @@ class Table:
         return "\n".join(lines)
 
 
-def plot(tables: list[Table], path: str | Path, title: str) -> Path:
-    """One line per model (and per table when several are drawn), metric against layer.
+def plot_figure(tables: list[Table], title: str) -> Figure:
+    """The plot as a matplotlib figure: one line per model (and per table when several are
+    drawn), metric against layer; one bar each when there is one column (a line of one point
+    says nothing).
 
     Uses matplotlib's Agg canvas directly, not pyplot: no display, no global backend switch.
     """
@@ -60,21 +66,35 @@ def plot(tables: list[Table], path: str | Path, title: str) -> Path:
     from matplotlib.figure import Figure
 
     columns = tables[0].columns
-    figure = Figure(figsize=(max(5.0, 0.9 * len(columns) + 2.5), 4.0), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for table in tables:
-        for name, values in table.rows.items():
-            ys = [values.get(c, math.nan) for c in columns]
-            label = name if len(tables) == 1 else f"{name} {table.metric}"
+    labels = [name if len(tables) == 1 else f"{name} {t.metric}" for t in tables for name in t.rows]
+    rows = [row for t in tables for row in t.rows.values()]
+    series = [[float_or_nan(row.get(c)) for c in columns] for row in rows]
+    width = 0.9 * (len(labels) if len(columns) == 1 else len(columns)) + 2.5
+    drawn = Figure(figsize=(max(5.0, width), 4.0), layout="constrained")
+    FigureCanvasAgg(drawn)
+    axes = drawn.add_subplot()
+    if len(columns) == 1:
+        heights = [ys[0] for ys in series]
+        bars = axes.bar(range(len(labels)), heights, color=[f"C{k}" for k in range(len(labels))])
+        axes.bar_label(bars, ["-" if math.isnan(h) else f"{h:.1f}" for h in heights])
+        axes.set_xticks(range(len(labels)), labels)
+        axes.set_xlabel(columns[0])
+    else:
+        for label, ys in zip(labels, series, strict=True):
             axes.plot(range(len(columns)), ys, marker="o", label=label)
-    axes.set_xticks(range(len(columns)), columns)
-    axes.set_xlabel("layer")
+        axes.set_xticks(range(len(columns)), columns)
+        axes.set_xlabel("layer")
+        axes.legend(fontsize="small")
     axes.set_ylabel(tables[0].metric if len(tables) == 1 else "accuracy (%)")
     axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    axes.grid(alpha=0.3, axis="y" if len(columns) == 1 else "both")
+    return drawn
+
+
+def plot(tables: list[Table], path: str | Path, title: str) -> Path:
+    """``plot_figure`` as a PNG at ``path``."""
+    drawn = plot_figure(tables, title)
+    return atomic_write(path, lambda tmp: drawn.savefig(tmp, format="png", dpi=120))
 
 
 def write_report(
@@ -101,7 +121,7 @@ def write_report(
     paths = {
         "json": atomic_write(
             out / f"{stem}.json",
-            lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2, default=str) + "\n"),
+            lambda tmp: Path(tmp).write_text(json_text(record, indent=2, default=str) + "\n"),
         ),
         "md": atomic_write(
             out / f"{stem}.md", lambda tmp: Path(tmp).write_text("\n".join(md) + "\n")

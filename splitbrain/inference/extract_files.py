@@ -12,7 +12,6 @@ once).
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import struct
 import tempfile
@@ -28,6 +27,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_write
 from ..data import EvalTransform, ImageDataset, ImageSource
 from ..extract import extract_batches
+from ..jsontext import json_text
 from ..models import SplitBrain
 from ..progress import track
 
@@ -77,7 +77,7 @@ class FeatureWriter:
                 "data_offsets": [offset, offset + size],
             }
             offset += size
-        text = json.dumps(header, separators=(",", ":")).encode()
+        text = json_text(header, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
         with open(tmp, "wb") as out:
             out.write(struct.pack("<Q", len(text)) + text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import glob
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -101,28 +101,44 @@ def find_inputs(arguments: list[str], outside: Sequence[Path] = ()) -> list[Inpu
     return unique
 
 
+def companion(target: Path, ending: str) -> Path:
+    """A second output of the input whose output is ``target``: ``NAME-overlay.png``."""
+    return target.with_name(f"{target.stem}{ending}")
+
+
 def output_paths(
-    inputs: list[Input], out: Path, suffix: str, what: str = "colorization"
+    inputs: list[Input],
+    out: Path,
+    suffix: str,
+    what: str = "colorization",
+    companions: Mapping[str, str] | None = None,
+    reserved: Sequence[Path] = (),
 ) -> dict[Input, Path]:
-    """The output file of every usable input: ``out / name`` with ``suffix``. Two inputs that
-    would write the same file, or an output that would replace its own input, are a
-    SettingError of ``out`` naming them."""
+    """The output file of every usable input: ``out / name`` with ``suffix``, and beside it
+    one ``companion`` per ending of ``companions`` (ending: what it is). An output that would
+    replace an input, another output or one of the run's ``reserved`` files is a SettingError
+    of ``out`` naming both, raised before anything is written."""
     paths: dict[Input, Path] = {}
-    seen: dict[Path, Input] = {}
-    for item in inputs:
-        if item.problem:
-            continue
+    taken = {Path(r).resolve(): f"the run's {Path(r).name}" for r in reserved}
+    sources = {item.path.resolve(): item for item in inputs if not item.problem}
+    for item in sources.values():
         target = out / item.name.with_suffix(suffix)
-        if target.resolve() == item.path.resolve():
-            raise SettingError(
-                "out", f"{literal(item.path)} would be overwritten by its {what}; choose another "
-                "{setting}", out,
-            )  # fmt: skip
-        if target in seen:
-            raise SettingError(
-                "out", literal(f"{seen[target].path} and {item.path} would both be written to "
-                               f"{target}; ") + "write them into different {setting} folders", out,
-            )  # fmt: skip
-        seen[target] = item
+        extra = {companion(target, e): kind for e, kind in (companions or {}).items()}
+        outputs = {target: what, **extra}
+        for path, kind in outputs.items():
+            key = path.resolve()
+            if key == item.path.resolve():
+                raise SettingError(
+                    "out", f"{literal(item.path)} would be overwritten by its {kind}; choose "
+                    "another {setting}", out,
+                )  # fmt: skip
+            clash = taken.get(key) or (f"the input {sources[key].path}" if key in sources else None)
+            if clash:
+                raise SettingError(
+                    "out", literal(f"the {kind} of {item.path} would replace {clash} at "
+                                   f"{path}; ") + "rename one of them, or write them into "
+                    "different {setting} folders", out,
+                )  # fmt: skip
+            taken[key] = f"the {kind} of {item.path}"
         paths[item] = target
     return paths

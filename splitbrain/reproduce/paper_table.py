@@ -36,6 +36,7 @@ from ..evaluate import (
     linear_probe,
 )
 from ..evaluate.report import plot
+from ..jsontext import json_text
 from ..runs.checkpoints import checkpoints
 from ..train import TrainConfig, pretrain
 from ..weights import load
@@ -114,7 +115,7 @@ class Recipe:
 
     def key(self) -> str:
         """A short fingerprint: runs of different recipes never share a run folder."""
-        text = json.dumps(self.as_dict(), sort_keys=True)
+        text = json_text(self.as_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -183,7 +184,7 @@ def read_results(path: Path, recipe: Recipe) -> dict:
     if not path.exists():
         return {}
     record = json.loads(path.read_text())
-    if record.get("recipe") != json.loads(json.dumps(recipe.as_dict())):
+    if record.get("recipe") != json.loads(json_text(recipe.as_dict())):
         raise TableError(
             f"{path} holds a table for a different recipe ({record.get('recipe')}); "
             "pass --json with another path, or delete it to start over"
@@ -420,7 +421,7 @@ def write_json(path: Path, recipe: Recipe, rows: dict, order: list[str], root: P
         "rows": rows,
         "claims": dict(claims(rows, order)),
     }
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json_text(record, indent=2) + "\n"))
 
 
 def write_report(path: Path, recipe: Recipe, rows: dict, order: list[str]) -> None:

@@ -20,7 +20,6 @@ held-out ones.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from torch import Tensor
 
 from ..atomic import atomic_write
 from ..color import lab_to_rgb
+from ..jsontext import json_text
 from ..losses import bin_histogram
 from ..models import CrossChannelEncoder, SplitBrain
 from ..objective import downsample
@@ -411,7 +411,7 @@ def write_report(evaluation: PretextEvaluation, out: str | Path, header: dict) -
         "pictures": evaluation.pictures,
     }
     json_path = atomic_write(
-        out / "pretext.json", lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2))
+        out / "pretext.json", lambda tmp: Path(tmp).write_text(json_text(data, indent=2))
     )
     lines = [
         "# RGB-D pretext tasks on held-out frames",

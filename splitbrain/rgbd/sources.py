@@ -369,7 +369,9 @@ class RGBDPngPairs(RGBDSource):
         _check(
             depth.shape == rgb.shape[:2],
             depth_path,
-            f"depth {depth.shape} does not match colour {color.name} {rgb.shape[:2]}",
+            f"depth is {depth.shape[1]}x{depth.shape[0]}, its colour image {color.name} "
+            f"{rgb.shape[1]}x{rgb.shape[0]} (width x height; both as stored, EXIF orientation "
+            "ignored)",
         )
         return rgb, depth
 

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import NamesSettings, RunError, WriteError, literal
+from ..jsontext import json_text
 
 log = logging.getLogger("splitbrain.runs")
 
@@ -171,7 +172,7 @@ class RunLock:
         except OSError as error:  # a read-only folder, no space
             raise WriteError.of(self.path, error) from None
         with os.fdopen(fd, "w") as file:
-            json.dump(self._mine, file)
+            file.write(json_text(self._mine))
         return True
 
     def _read(self, path: Path | None = None) -> dict | None:

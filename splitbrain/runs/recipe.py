@@ -31,6 +31,15 @@ def saved_settings(out: Path) -> dict | None:
     return yaml.safe_load(saved.read_text()) if saved.exists() else None
 
 
+def changed_settings(out: Path, now: dict, uncompared: tuple[str, ...] = ()) -> list[str]:
+    """The settings of ``now`` whose values differ from those ``out``'s config.yaml holds
+    (none when it holds no run)."""
+    previous = saved_settings(out)
+    if previous is None:
+        return []
+    return [k for k in now if k not in uncompared and previous.get(k) != now[k]]
+
+
 def check_recipe(
     out: Path,
     now: dict,
@@ -48,7 +57,7 @@ def check_recipe(
     if not started:  # it stopped before its first checkpoint: nothing to resume or protect
         log.info("%s: no checkpoint yet; starting it again with this command's settings", out)
         return
-    changed = [k for k in now if k not in uncompared and previous.get(k) != now[k]]
+    changed = changed_settings(out, now, uncompared)
     refused = [k for k in changed if k in recipe]
     if refused:
         listing = "; ".join(

@@ -13,6 +13,9 @@ after it the last step's checkpoint is already written: there a signal ends the 
 Lightning registers its own SIGTERM handler just before the loop (it would leave the loop
 without a checkpoint and kill the other ranks); ours takes SIGTERM back as the loop starts.
 Handlers can only be installed from the main thread: elsewhere signals keep their handlers.
+Outside these runs (before and after them, and in the fits that keep no checkpoint) the
+command line's handlers (``splitbrain.cli.stops_end_the_command``) end a command at once with
+``Interrupted``; a run's handlers take over from them and hand back on leaving.
 """
 
 from __future__ import annotations
@@ -45,11 +48,16 @@ _LOST = 255  # the agreed code when rank 0's lock was taken over (above any sign
 def ignore_stop_signals(worker_id: int) -> None:
     """A loader worker's start: the signals are the main process's business (SLURM signals
     every process of a job, a terminal's Ctrl-C the whole process group, and a worker killed
-    by one fails the main process before it can write its checkpoint); then Lightning's
-    seeding of worker processes, which this replaces as the loader's ``worker_init_fn``.
+    by one fails the main process before it can stop in one line or write its checkpoint).
     The main process ends them at exit if nothing else did (``end_loader_workers_at_exit``)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+
+
+def ignore_stop_signals_and_seed(worker_id: int) -> None:
+    """``ignore_stop_signals``, then Lightning's seeding of worker processes, which this
+    replaces as the training stream's ``worker_init_fn``."""
+    ignore_stop_signals(worker_id)
     pl_worker_init_function(worker_id)
 
 

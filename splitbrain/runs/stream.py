@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .signals import end_loader_workers_at_exit, ignore_stop_signals
+from .signals import end_loader_workers_at_exit, ignore_stop_signals_and_seed
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads consecutive seeds apart
 
@@ -119,7 +119,7 @@ def make_loader(
         collate_fn=getattr(dataset, "collate", None),
         pin_memory=pin_memory,
         prefetch_factor=4 if workers else None,
-        worker_init_fn=ignore_stop_signals if workers else None,
+        worker_init_fn=ignore_stop_signals_and_seed if workers else None,
     )
 
 

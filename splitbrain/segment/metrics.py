@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..data.masks import IGNORE
+from ..jsontext import float_or_nan
 
 
 def confusion_matrix(predicted: Tensor, truth: Tensor, classes: int) -> Tensor:
@@ -52,6 +53,18 @@ class SegmentationScores:
             mean_iou=100 * float(iou.nanmean()),
             iou=[100 * float(v) for v in iou],
             class_accuracy=[100 * float(v) for v in accuracy],
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SegmentationScores:
+        """Scores as a JSON file holds them (``dataclasses.asdict``, written by ``json_text``):
+        an undefined score is null there and NaN again here."""
+        return cls(
+            pixel_accuracy=float_or_nan(data["pixel_accuracy"]),
+            mean_class_accuracy=float_or_nan(data["mean_class_accuracy"]),
+            mean_iou=float_or_nan(data["mean_iou"]),
+            iou=[float_or_nan(v) for v in data["iou"]],
+            class_accuracy=[float_or_nan(v) for v in data["class_accuracy"]],
         )
 
     def summary(self) -> dict[str, float]:

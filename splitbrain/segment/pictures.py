@@ -11,15 +11,41 @@ import numpy as np
 from ..atomic import atomic_write
 from ..data.masks import IGNORE
 
-#: Pixels no class covers, in the cream of VOC's borders (black is VOC's background).
-IGNORE_COLOUR = (224, 224, 192)
+#: Colours for the pixels no class covers. No one colour is apart from every dataset's classes
+#: (black is VOC's background, VOC's border cream is near CamVid's Pole), so a palette gets the
+#: one farthest from all its class colours (``ignore_colour``).
+IGNORE_CANDIDATES = (
+    (255, 255, 255), (255, 0, 255), (0, 255, 255), (255, 255, 0), (0, 255, 0), (0, 0, 0),
+)  # fmt: skip
+
+#: The legend's name for the ignored pixels.
+IGNORED = "ignored (no class)"
+
+
+def ignore_colour(palette: np.ndarray) -> tuple[int, int, int]:
+    """The candidate whose nearest class colour of ``palette`` is farthest (RGB distance), so
+    an ignored pixel is never read as a class."""
+    candidates = np.asarray(IGNORE_CANDIDATES, dtype=np.float64)
+    colours = np.asarray(palette, dtype=np.float64).reshape(-1, 3)
+    nearest = np.linalg.norm(candidates[:, None] - colours[None], axis=2).min(axis=1)
+    return IGNORE_CANDIDATES[int(nearest.argmax())]
+
+
+def legend_entries(classes: list[str], palette: np.ndarray) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, RGB) of each class, then of the ignored pixels, as the masks are coloured."""
+    entries = [
+        (name, tuple(int(v) for v in colour))
+        for name, colour in zip(classes, palette, strict=False)
+    ]
+    return [*entries, (IGNORED, ignore_colour(palette))]
 
 
 def colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 in ``palette`` (``IGNORE`` cream)."""
+    """(H, W) class indices -> (H, W, 3) uint8 in ``palette``, ``IGNORE`` in its
+    ``ignore_colour``."""
     table = np.zeros((256, 3), dtype=np.uint8)
     table[: len(palette)] = palette
-    table[IGNORE] = IGNORE_COLOUR
+    table[IGNORE] = ignore_colour(palette)
     return table[mask]
 
 
@@ -52,7 +78,7 @@ def predictions_picture(
     path: Path,
 ) -> Path:
     """Rows of frames: the photograph, the truth, then each model's prediction; a legend of
-    the class colours below."""
+    the class colours and the ignored pixels' below."""
     from matplotlib.patches import Patch
 
     columns = ["photograph", "truth", *predictions]
@@ -68,11 +94,10 @@ def predictions_picture(
             axes.set_yticks([])
             if row == 0:
                 axes.set_title(columns[col], fontsize="small")
-    handles = [
-        Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(classes, palette, strict=False)
-    ]
+    entries = legend_entries(classes, palette)
+    handles = [Patch(color=np.asarray(colour) / 255, label=name) for name, colour in entries]
     figure.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(classes), 6), fontsize="small"
+        handles=handles, loc="outside lower center", ncols=min(len(entries), 6), fontsize="small"
     )
     return _save(figure, path)
 

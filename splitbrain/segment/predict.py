@@ -13,23 +13,24 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..atomic import atomic_write
 from ..data.decode import decode_file
 from ..data.errors import BadImage
 from ..data.masks import voc_palette
-from ..data.transforms import resize_frame, resized_shape
 from ..device import autocast
-from ..inference.inputs import FilesOutcome, find_inputs, output_paths
+from ..inference.inputs import FilesOutcome, companion, find_inputs, output_paths
 from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
-from ..segmentation import FRAME_SIDE
 from .pictures import colour_mask, overlay
 
 log = logging.getLogger("splitbrain.segment")
+
+OVERLAY = "-overlay.png"
+#: Beside the masks: each class's value, name and colour.
+CLASSES = "classes.txt"
 
 
 def palette_of(model: SplitBrain) -> np.ndarray:
@@ -41,19 +42,28 @@ def palette_of(model: SplitBrain) -> np.ndarray:
 
 @torch.no_grad()
 def segment_photo(
-    model: SplitBrain, rgb: np.ndarray, resize: int | None = None, precision: str = "32-true"
+    model: SplitBrain, rgb: np.ndarray, side: int | None = None, precision: str = "32-true"
 ) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size; the
-    network sees it with its shorter side at ``resize`` (default: the one its file records)."""
-    resize = resize or model.provenance.get("segment", {}).get("resize", FRAME_SIDE)
+    """(H, W, 3) uint8 -> (H, W) uint8 class indices at the photograph's full size, by
+    ``SplitBrain.segment`` (the network sees it with its shorter side at ``side``, default the
+    one its segmenter was trained at)."""
     device = next(model.parameters()).device
-    chw = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-    small = resize_frame(chw, resized_shape(*chw.shape[-2:], resize, 1))
-    raw = (small[None].float() / 255).to(device)
+    chw = torch.tensor(rgb, dtype=torch.uint8).permute(2, 0, 1)  # a copy: rgb may be read-only
+    raw = (chw[None].float() / 255).to(device)
     with autocast(device, precision):
-        logits = model.eval().segment(raw)
-    full = F.interpolate(logits.float(), rgb.shape[:2], mode="bilinear", align_corners=False)
-    return full.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        logits = model.eval().segment(raw, side)
+    return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+def class_listing(model: SplitBrain) -> str:
+    """The classes of a segmenter's masks, a line each: the value in the mask, the name, the
+    colour the PNG shows it in."""
+    classes = model.config.segmenter[2]
+    palette = palette_of(model)
+    return "".join(
+        f"{k}\t{name}\t#{bytes(int(v) for v in palette[k]).hex()}\n"
+        for k, name in enumerate(classes)
+    )
 
 
 class SegmentOutcome(FilesOutcome):
@@ -85,12 +95,13 @@ def segment_files(
     start = time.perf_counter()
     asked = Path(out)
     items = find_inputs(arguments, outside=[asked])
+    endings = {OVERLAY: "overlay"} if with_overlay else {}
 
     def holds(folder: Path) -> bool:
         return any(t.exists() for t in output_paths(items, folder, ".png", "mask").values())
 
     out = keep_earlier(asked, overwrite, holds, "segmentation of these inputs")
-    targets = output_paths(items, out, ".png", "mask")
+    targets = output_paths(items, out, ".png", "mask", endings, [out / CLASSES])
     palette = palette_of(model)
     outcome = SegmentOutcome(out=out, inputs=len(items))
     with track(total=len(items), desc="segmenting", unit="img", enabled=progress) as bar:
@@ -107,9 +118,7 @@ def segment_files(
                 outcome.written.append(target)
                 if with_overlay:
                     blended = overlay(rgb, colour_mask(mask, palette))
-                    _write_png(
-                        target.with_name(f"{target.stem}-overlay.png"), Image.fromarray(blended)
-                    )
+                    _write_png(companion(target, OVERLAY), Image.fromarray(blended))
             except BadImage as bad:
                 log.warning(
                     "skipping %s: %s%s",
@@ -124,5 +133,7 @@ def segment_files(
                 )
                 outcome.skipped["unwritable output"] += 1
             bar.update()
+    if outcome.written:
+        atomic_write(out / CLASSES, lambda tmp: Path(tmp).write_text(class_listing(model)))
     outcome.seconds = time.perf_counter() - start
     return outcome

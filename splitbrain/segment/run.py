@@ -60,6 +60,11 @@ class SegmentData:
         test_log = scan_source(test, max_bad_fraction, progress=progress)
         return cls(train, test, train_log, test_log.good_indices())
 
+    def scored(self) -> str:
+        """What the scores are measured on, for titles and provenance."""
+        test = self.test
+        return f"{test.format}:{test.path} {test.split}, {len(self.test_indices):,} frames"
+
     def photos(self) -> LabelledData:
         """The photographs alone, for the baselines' initialisation."""
         return LabelledData(self.train.photos(), self.test.photos(), progress=False, labelled=False)
@@ -77,22 +82,32 @@ class SegmentationTask(Task[SegmentResult]):
     ``test_data``, ``hold_out``, ``max_items``...)."""
 
     command = "segment"
-    title = "Semantic segmentation"
     recipe = RECIPE
     geometry = None  # frames of the task's own size; baselines keep their preset's geometry
 
     def __init__(self, data: SegmentData, config: SegmentConfig, described: dict[str, Any]):
         self.data, self.config, self.described = data, config, described
+        self.title = f"Semantic segmentation, scored on {data.scored()}"
         self.photos = data.photos()
         self.weights = class_weights(
             data.train, data.train_log.good_indices(), config.class_weights
         )
+        log.info(
+            "frames at shorter side %d for scoring; training crops %dx%d from frames at shorter "
+            "side %d-%d, mirrored half the time", config.resize, config.crop, config.crop,
+            config.resize, config.resize_max,
+        )  # fmt: skip
         if self.weights is not None:
             listing = ", ".join(
-                f"{c} {w:.3f}"
+                f"{c} {w:.3f}" + (" (no pixel in the training frames)" if w == 0 else "")
                 for c, w in zip(data.train.classes, self.weights.tolist(), strict=True)
             )
             log.info("class weights (%s): %s", config.class_weights, listing)
+        if len(config.columns()) > 1:
+            log.info(
+                "training %d heads side by side (%s); the loss shown is their mean",
+                len(config.columns()), ", ".join(config.columns()),
+            )  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         settings = {**self.described, **config_settings(self.config)}
@@ -119,6 +134,8 @@ class SegmentationTask(Task[SegmentResult]):
                 "epochs": config.epochs,
                 "trained": _trained(config),
             },
+            "scored on": data.scored(),
+            **({"trial": self.described["subset"]} if "subset" in self.described else {}),
             "classes": list(data.train.classes),
             "palette": data.train.palette.tolist(),
             "scores": result.scores[config.columns()[-1]].summary(),
@@ -158,8 +175,8 @@ class SegmentationTask(Task[SegmentResult]):
         )
         return [*tables, per_class]
 
-    def pictures_files(self) -> tuple[str, ...]:
-        return ("segment_iou.png", "segment_frames.png")
+    def pictures_files(self) -> dict[str, str]:
+        return {"iou": "segment_iou.png", "frames": "segment_frames.png"}
 
     def pictures(
         self, out: Path, rows: list[SegmentResult], entries: list[Entry]
@@ -171,7 +188,7 @@ class SegmentationTask(Task[SegmentResult]):
             "iou": iou_picture(
                 ious,
                 data.train.classes,
-                out / "segment_iou.png",
+                out / self.pictures_files()["iou"],
                 f"IoU per class, {data.test.format} {data.test.split} ({main})",
             )  # fmt: skip
         }
@@ -186,7 +203,7 @@ class SegmentationTask(Task[SegmentResult]):
             predictions[entry.name] = [segment_photo(model, p, self.config.resize) for p in photos]
         paths["frames"] = predictions_picture(
             photos, truths, predictions, data.train.palette, data.train.classes,
-            out / "segment_frames.png",
+            out / self.pictures_files()["frames"],
         )  # fmt: skip
         return paths
 

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from ..data import BadImageLog, ImageDataset, TrainTransform
 from ..data.masks import IGNORE, MaskSource
-from ..data.transforms import resize_frame, resized_shape
 from ..device import autocast, device_for, resolve_precision
 from ..evaluate.finetune import trainable_split
 from ..extract import model_input
@@ -42,7 +41,14 @@ from ..runs.fitting import SGDRecipe, progress_callbacks, quiet_lightning, sgd_w
 from ..runs.folder import TensorBoardLog
 from ..runs.signals import StopOnSignal
 from ..runs.stream import StreamLoader
-from ..segmentation import CLASS_WEIGHTS, FRAME_SIDE, HYPERCOLUMN_LAYERS, build_head
+from ..segmentation import (
+    CLASS_WEIGHTS,
+    FRAME_SIDE,
+    HYPERCOLUMN_LAYERS,
+    build_head,
+    seen_at,
+    upsampled,
+)
 from .metrics import SegmentationScores, confusion_matrix
 
 log = logging.getLogger("splitbrain.segment")
@@ -127,7 +133,7 @@ class SegmentResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> SegmentResult:
-        scores = {k: SegmentationScores(**v) for k, v in data["scores"].items()}
+        scores = {k: SegmentationScores.from_dict(v) for k, v in data["scores"].items()}
         return cls(
             data["name"], scores, data["train_items"], data["test_items"], data["seconds"],
             data["images_per_second"],
@@ -199,11 +205,10 @@ class SegmentTask(L.LightningModule):
     def on_train_start(self) -> None:
         self.train()
 
-    def logits(self, images: Tensor) -> dict[str, Tensor]:
-        """uint8 RGB (N,3,H,W) -> each column's logits (N, classes, H, W)."""
-        raw, valid = model_input(self.model, images)
-        features = self.model.features(raw, self.layers, valid, grad=bool(self.trained))
-        size = images.shape[-2:]
+    def logits(self, raw: Tensor) -> dict[str, Tensor]:
+        """Float RGB (N,3,H,W) in [0, 1] -> each column's logits (N, classes, H, W)."""
+        features = self.model.features(raw, self.layers, grad=bool(self.trained))
+        size = raw.shape[-2:]
         return {
             column: head([features[n] for n in self.config.head_layers(column)], size)
             for column, head in self.heads.items()
@@ -216,13 +221,14 @@ class SegmentTask(L.LightningModule):
         images, masks = frames[:, :3], frames[:, 3].long()
         if not bool((masks != IGNORE).any()):  # nothing to learn from: a 0/0 loss
             return None
-        losses = [
+        raw, _ = model_input(self.model, images)
+        losses = torch.stack([
             F.cross_entropy(logits.float(), masks, self.weights, ignore_index=IGNORE)
-            for logits in self.logits(images).values()
-        ]
-        loss = torch.stack(losses).sum()
-        self.log("loss", loss, prog_bar=True)
-        return loss
+            for logits in self.logits(raw).values()
+        ])  # fmt: skip
+        # each head learns from its own loss; the one shown is their mean, a cross-entropy
+        self.log("loss", losses.mean(), prog_bar=True)
+        return losses.sum()
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -230,20 +236,14 @@ class SegmentTask(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def scoring_frame(frame: np.ndarray, resize: int) -> tuple[Tensor, Tensor]:
-    """An (H, W, 4) frame -> (uint8 RGB (3, h, w) with the shorter side at ``resize``, the
-    full-size mask (H, W))."""
-    chw = torch.from_numpy(frame).permute(2, 0, 1)
-    size = resized_shape(*chw.shape[-2:], resize, 1)
-    return resize_frame(chw[:3], size), chw[3]
-
-
 @torch.no_grad()
 def score(
     task: SegmentTask, source: MaskSource, indices: np.ndarray, resize: int,
     device: torch.device, precision: str, batch_size: int = 8, progress: bool = True,
 ) -> dict[str, SegmentationScores]:  # fmt: skip
-    """Each column's scores over the frames ``indices`` of ``source`` (see the module)."""
+    """Each column's scores over the frames ``indices`` of ``source``: each frame whole, seen
+    as ``SplitBrain.segment`` sees it (its shorter side at ``resize``, the logits upsampled to
+    the mask's size), frames of one size batched."""
     classes = source.num_classes
     confusion = {c: torch.zeros(classes, classes, dtype=torch.int64) for c in task.heads}
     task.to(device).eval()
@@ -251,22 +251,21 @@ def score(
 
     def flush() -> None:
         images = torch.stack([image for image, _ in pending]).to(device)
+        raw, _ = model_input(task.model, images)
         with autocast(device, precision):
-            outputs = task.logits(images)
+            outputs = task.logits(seen_at(raw, resize))
         for column, logits in outputs.items():
             for k, (_, mask) in enumerate(pending):
-                full = F.interpolate(
-                    logits[k : k + 1].float(), mask.shape, mode="bilinear", align_corners=False
-                )
+                full = upsampled(logits[k : k + 1], mask.shape)
                 confusion[column] += confusion_matrix(full.argmax(1).cpu(), mask, classes)
         pending.clear()
 
     for i in track(indices, desc="scoring", unit="frame", enabled=progress):
         frame, _, _ = source.load_with_note(int(i))
-        image, mask = scoring_frame(frame, resize)
-        if pending and pending[0][0].shape != image.shape:
+        chw = torch.from_numpy(frame).permute(2, 0, 1)
+        if pending and pending[0][0].shape != chw[:3].shape:
             flush()
-        pending.append((image, mask))
+        pending.append((chw[:3], chw[3]))
         if len(pending) == batch_size:
             flush()
     if pending:

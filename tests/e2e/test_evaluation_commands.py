@@ -165,7 +165,13 @@ def test_an_earlier_report_is_kept_and_rows_are_written_as_they_are_done(
     argv = ["knn", "--weights", str(npz["weights"]), *data_args(npz), "--out", str(out), *FAST]
     assert main(argv) == 0
     first = (out / "knn.json").read_text()
-    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0  # the same command on its finished folder: no work, the table shown
+    printed = capsys.readouterr().out
+    assert f"{out}: finished earlier, nothing to do; its report: {out / 'knn.md'}" in printed
+    assert "top-1" in printed and (out / "knn.json").read_text() == first
+    assert not (tmp_path / "knn-2").exists()
+    assert main([*argv, "--k", "3"]) == 0  # another recipe: the finished folder is kept
     assert f"{out} holds an earlier knn report; this one goes to {out}-2" in capsys.readouterr().out
     assert (out / "knn.json").read_text() == first and (tmp_path / "knn-2" / "knn.json").exists()
     assert main([*argv, "--overwrite"]) == 0 and not (tmp_path / "knn-3").exists()

@@ -2,6 +2,7 @@
 stand-ins for the files they name (a demo run's weights, the reader's photos, tiles, RGB-D
 frames), with the budgets below swapped in so that each takes seconds."""
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -36,6 +37,7 @@ SWAPS = {
     ],  # fmt: skip
     "RGBD.md": [],
     "INIT.md": [],
+    "SEGMENTATION.md": [],
     "USE.md": [("path/to/splitbrain", str(ROOT))],
 }
 
@@ -77,6 +79,9 @@ def scratch(tmp_path_factory) -> Path:
     np.save(work / "tiles_uint16.npy", rng.integers(0, 10_000, (4, 16, 16, 13), dtype=np.uint16))
     save_file({"conv5": torch.rand(4, 256), "labels": torch.arange(4)}, work / "test.safetensors")
     export_onnx(photos, work / "features.onnx", "features", ["conv5", "fc7"])
+    head = ("hypercolumn", ("conv1", "conv5"), ("road", "car"))
+    segmenter = sb.SplitBrain(dataclasses.replace(demo.config, segmenter=head))
+    sb.save(segmenter, work / "runs/segment/models/sb/sb.safetensors", {"segment": {"resize": 64}})
     height, width = 48, 64
     depth = np.broadcast_to(np.linspace(1.0, 4.0, height)[:, None], (height, width))
     frames = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
@@ -96,7 +101,8 @@ def test_this_test_knows_every_snippet():
         counts[doc] = counts.get(doc, 0) + 1
     assert set(counts) == set(SWAPS)
     assert counts == {"README.md": 2, "CHANNELS.md": 2, "DATA.md": 1, "EVALUATION.md": 2,
-                      "INIT.md": 1, "RGBD.md": 2, "USE.md": 4}  # fmt: skip
+                      "INIT.md": 1, "RGBD.md": 2, "SEGMENTATION.md": 1,
+                      "USE.md": 4}  # fmt: skip
 
 
 @pytest.mark.parametrize(("doc", "line", "code"), snippets(), ids=lambda v: str(v)[:20])

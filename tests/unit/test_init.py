@@ -1,6 +1,7 @@
 """The data-dependent initialisation of Krähenbühl et al. (splitbrain.init)."""
 
 import copy
+import logging
 import math
 
 import pytest
@@ -223,12 +224,17 @@ def test_kmeans_weights_are_deterministic_per_seed_and_data_dependent():
         assert cosine.abs().max() < 0.9, other
 
 
-def test_the_global_random_state_is_left_alone():
+def test_the_global_random_state_is_left_alone_and_the_work_is_announced(caplog):
     model = sb.build("splitbrain", preset="small", width=0.125)
     raw = photos(("astronaut",), 8)
     state = torch.random.get_rng_state()
-    kraehenbuehl_init_(model, raw)
+    with caplog.at_level(logging.INFO, logger="splitbrain.init"):
+        kraehenbuehl_init_(model, raw)
     assert torch.equal(torch.random.get_rng_state(), state)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith(f"Krähenbühl initialisation from {len(raw)} images (kmeans")
+    assert lines[1].startswith("  encoder L->ab initialised (1 of 2, ")
+    assert lines[2].startswith("  encoder ab->L initialised (2 of 2, ")
 
 
 def test_pca_filters_decorrelate_the_layer_input(batch):

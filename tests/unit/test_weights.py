@@ -165,7 +165,8 @@ def test_a_weights_file_copied_alone_gives_the_same_results_as_in_its_run_folder
     assert picture == picture_alone and crop == crop_alone == "48"
     assert torch.equal(conv5, conv5_alone)
     assert main(["info", str(alone)]) == 0
-    assert "geometry: {'preset': 'small', 'resize': 56, 'crop': 48}" in capsys.readouterr().out
+    geometry = "  geometry:\n    preset: small\n    resize: 56\n    crop: 48\n"
+    assert geometry in capsys.readouterr().out
     # a file of this version without a recorded geometry: the run's config.yaml, said so
     with safe_open(str(alone), framework="pt") as f:  # as this version wrote it before
         metadata = {k: v for k, v in f.metadata().items() if k != "provenance"}
@@ -214,4 +215,4 @@ def test_colorize_decodes_as_the_weights_file_records(tmp_path, capsys):
     assert np.array_equal(written["file"], by_file)
     assert np.array_equal(written["flag"], colorize(model, photo))
     assert main(["info", str(path)]) == 0
-    assert "decoding: {'decode': 'mode'}" in capsys.readouterr().out
+    assert "  decoding:\n    decode: mode\n" in capsys.readouterr().out

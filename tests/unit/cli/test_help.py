@@ -81,3 +81,16 @@ def test_the_demo_ends_by_suggesting_what_to_run_next(tmp_path, capsys):
         f"  splitbrain colorize --weights {weights} PHOTOS --out coloured/",
         f"  splitbrain knn --weights {weights} gaussian:small --data skimage:",
     ]
+
+
+@pytest.mark.parametrize("command", ["probe", "knn", "finetune", "segment"])
+def test_a_baseline_with_an_unknown_preset_is_a_misused_option(command, tmp_path, capsys):
+    argv = [command, "--weights", "base=gaussian:tiny", "--data", "masks:" if command == "segment"
+            else "skimage:", "--out", str(tmp_path / "out")]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"splitbrain {command}: error: --weights gaussian:tiny: no preset 'tiny'; the presets "
+        "are paper, transfer, small, caffe"
+    ]

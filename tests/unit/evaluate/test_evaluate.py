@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score
 
 import splitbrain as sb
 from splitbrain.data.base import ArraySource
+from splitbrain.errors import SettingError
 from splitbrain.evaluate import (
     FinetuneConfig,
     KNNConfig,
@@ -235,10 +236,22 @@ def test_baseline_specs():
     assert parse_baseline("gaussian:small") == ("gaussian", "small", 1.0)
     assert parse_baseline("init:kraehenbuehl:paper:0.5") == ("kraehenbuehl", "paper", 0.5)
     assert parse_baseline("runs/x/weights.safetensors") is None
-    with pytest.raises(ValueError, match="PRESET one of"):
-        parse_baseline("gaussian:tiny")
-    with pytest.raises(ValueError, match="not a number"):
-        parse_baseline("init:gaussian:small:wide")
+    # a SettingError (a ValueError) naming the setting, the spec and what there is
+    wrong = {
+        "gaussian:tiny": "no preset 'tiny'; the presets are paper, transfer, small, caffe",
+        "init:foo:small": "no initialisation 'foo'; the initialisations are gaussian, kraehenbuehl",
+        "init:gaussian:small:wide": "the width 'wide' is not a positive number",
+        "gaussian:small:0": "the width '0' is not a positive number",
+        "gaussian:small:1:2": "expected gaussian:PRESET[:WIDTH] or "
+        "init:{gaussian,kraehenbuehl}:PRESET[:WIDTH]",
+    }
+    for spec, problem in wrong.items():
+        with pytest.raises(SettingError) as raised:
+            parse_baseline(spec)
+        assert (raised.value.setting, str(raised.value)) == (
+            "weights",
+            f"weights {spec}: {problem}",
+        )
 
 
 def test_gaussian_baseline_has_batchnorm_statistics_from_the_data(small_data):

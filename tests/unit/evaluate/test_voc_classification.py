@@ -214,6 +214,20 @@ def test_bad_annotations_and_missing_jpegs_are_named_counted_and_left_out(voc, c
     assert label_matrix(open_source("skimage:4")) is None
 
 
+def test_a_missing_annotation_is_named_as_such(voc, tmp_path, caplog):
+    """Not an "unreadable file" (the reason of a JPEG that is missing), nor malformed."""
+    root = shutil.copytree(voc, tmp_path / "VOC2012")
+    (root / "Annotations" / "000004.xml").unlink()
+    source = open_source(f"voc:{root}", "train")
+    with caplog.at_level(logging.INFO, logger="splitbrain.data"):
+        log = scan_source(source, max_bad_fraction=0.5, progress=False)
+    jpeg = root / "JPEGImages" / "000004.jpg"
+    assert f"skipping {jpeg}: no annotation (Annotations/000004.xml does not exist)" in [
+        r.getMessage() for r in caplog.records
+    ]
+    assert log.skipped == {"unreadable file": 1, "no annotation": 1, "malformed annotation": 1}
+
+
 def test_a_missing_listing_is_one_line(voc, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match=r"no ImageSets/Main/train\.txt; expected a VOCdevkit"):
@@ -285,6 +299,8 @@ def test_finetune_on_voc_reports_both_maps_and_per_class_ap(voc, weights, tmp_pa
         assert model["scores"][score] == pytest.approx(np.mean([per_class[c] for c in known]))
     markdown = (out / "finetune.md").read_text()
     assert "## AP (%)" in markdown and "| model | aeroplane | bicycle |" in markdown
+    # the listing read, not "(test split)": VOC 2012 keeps its test labels, val.txt is read
+    assert f"- test_data: voc:{voc} (ImageSets/Main/val.txt)\n" in markdown
     assert "test crops: 10 " in markdown
 
 
@@ -296,3 +312,12 @@ def test_voc_refuses_label_matrices(voc, weights, tmp_path, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.endswith("voc: data takes its labels from Annotations/")
+
+
+def test_finetune_help_names_voc_among_the_data_formats(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["finetune", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    data = text[text.index("--data SPEC labelled") : text.index("--test-data SPEC test")]
+    assert "voc:DIR, a VOCdevkit year folder (VOC2007, VOC2012)" in data

@@ -15,7 +15,7 @@ from PIL import Image
 
 import splitbrain as sb
 from splitbrain.cli import main
-from splitbrain.data import IGNORE, DatasetError, held_out, open_masks, scan_source
+from splitbrain.data import IGNORE, DatasetError, open_masks, scan_source, segmentation_pairs
 from splitbrain.segment import (
     SegmentationScores,
     SegmentConfig,
@@ -174,16 +174,17 @@ def _write_streets(root):
 def test_a_held_out_source_is_scored_from_every_split_and_never_trained_on(tmp_path):
     _write_streets(tmp_path)
     stems = lambda source: [Path(image).stem for image in source.images]  # noqa: E731
-    train, test = held_out(f"camvid:{tmp_path}", ["BBB"])
+    train, test = segmentation_pairs(f"camvid:{tmp_path}", hold_out=["BBB"])
     assert stems(train) == ["AAA_001", "AAA_002", "CC_0", "CC_001"]
     assert stems(test) == ["BBB_001", "BBB_002"] and test.split == "held out: BBB"
     assert train.classes == test.classes and len(test.classes) == 11
-    train, test = held_out(f"camvid:{tmp_path}", ["CC_0", "AAA_001"])  # a list of frames
+    # a list of frames
+    train, test = segmentation_pairs(f"camvid:{tmp_path}", hold_out=["CC_0", "AAA_001"])
     assert stems(test) == ["AAA_001", "CC_0"]  # CC_0 is a frame, not the start of CC_001
     with pytest.raises(DatasetError, match="no frame is one of AA .*begin with AAA, BBB, CC"):
-        held_out(f"camvid:{tmp_path}", ["AA"])  # a name ends at a separator
+        segmentation_pairs(f"camvid:{tmp_path}", hold_out=["AA"])  # a name ends at a separator
     with pytest.raises(DatasetError, match="every frame is one of"):
-        held_out(f"camvid:{tmp_path}", ["AAA", "BBB", "CC"])
+        segmentation_pairs(f"camvid:{tmp_path}", hold_out=["AAA", "BBB", "CC"])
 
 
 def test_segment_hold_out_trains_on_the_other_sources_and_says_what_it_scored(tmp_path, capsys):
@@ -233,7 +234,8 @@ def test_generic_masks_share_one_class_list_and_read_binary_masks(tmp_path):
     assert Image.open(root / "masks" / "p0.png").mode == "1"
     assert set(np.unique(open_masks(f"masks:{root}")[0][..., 3])) == {0, 1}
     (tmp_path / "nomasks" / "images").mkdir(parents=True)
-    Image.fromarray(_photos(1)[0]).save(tmp_path / "nomasks" / "images" / "a.png")
+    for name, photo in zip("ab", _photos(2), strict=True):
+        Image.fromarray(photo).save(tmp_path / "nomasks" / "images" / f"{name}.png")
     with pytest.raises(DatasetError, match="no image of split 'train' has a mask"):
         open_masks(f"masks:{tmp_path / 'nomasks'}")
 
@@ -246,7 +248,7 @@ def test_bad_pairs_are_named_skipped_and_counted(tmp_path, caplog):
     wrong[5, 5] = 7  # neither a class nor 255
     Image.fromarray(wrong).save(root / "masks" / "p2.png")
     (root / "masks" / "p3.png").unlink()  # an image without its mask
-    source = open_masks(f"masks:{root}")
+    source = open_masks(f"masks:{root}", "all")
     with caplog.at_level(logging.WARNING):
         with pytest.raises(DatasetError, match=r"37.5% of 8 images .* unusable .limit 1%"):
             scan_source(source, 0.01, progress=False)
@@ -255,7 +257,10 @@ def test_bad_pairs_are_named_skipped_and_counted(tmp_path, caplog):
     assert sorted(log.good_indices().tolist()) == [0, 4, 5, 6, 7]
     text = caplog.text
     masks = root / "masks"
-    assert f"p1.png: mask size differs ({masks / 'p1.png'} is 10x10, the image 48x64)" in text
+    assert (
+        f"p1.png: mask size differs ({masks / 'p1.png'} is 10x10, its photograph 64x48 "
+        "(width x height))" in text
+    )
     assert (
         f"p2.png: bad mask value ({masks / 'p2.png'} holds 7; classes are 0-2, 255 ignored)" in text
     )
@@ -302,7 +307,7 @@ def _planted(root, n=48, side=48, block=16, seed=0):
 )
 def test_each_head_learns_a_planted_rule(tmp_path, head, freeze):
     _planted(tmp_path / "planted")
-    source = open_masks(f"masks:{tmp_path / 'planted'}")
+    source = open_masks(f"masks:{tmp_path / 'planted'}", "all")
     data = SegmentData.scan(source, source, 0.01, progress=False)
     torch.manual_seed(0)
     model = sb.build("splitbrain", preset="small", width=0.25)
@@ -317,7 +322,7 @@ def test_each_head_learns_a_planted_rule(tmp_path, head, freeze):
     assert result.scores[main_column].mean_iou > 90, result.scores[main_column]
     assert result.model.config.segmenter[0] == head
     frame = data.test[0]
-    mask = segment_photo(result.model, frame[..., :3], resize=48)
+    mask = segment_photo(result.model, frame[..., :3], side=48)
     assert mask.shape == (48, 48) and (mask == frame[..., 3]).mean() > 0.9
 
 
@@ -332,8 +337,19 @@ def test_segment_command_end_to_end_on_camvid_frames_then_predict(tmp_path, caps
     argv = ["segment", "--weights", f"sb={weights}", "gaussian:small", "--data",
             f"camvid:{CAMVID}", "--max-items", "4", "--epochs", "1", "--batch-size", "2",
             "--resize", "60", "--crop", "48", "--workers", "0", "--no-progress",
-            "--out", str(out)]  # fmt: skip
+            "--precision", "32-true", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (  # the geometry it uses, said once
+        "frames at shorter side 60 for scoring; training crops 48x48 from frames at shorter "
+        "side 60-90, mirrored half the time" in printed
+    )
+    for split in ("train", "val"):  # each scan says what it scanned
+        assert printed.count(f"camvid:{CAMVID} ({split}): skipped 0 of 4 images") == 1
+    assert (
+        "training 6 heads side by side (conv1, conv2, conv3, conv4, conv5, hypercolumn); "
+        "the loss shown is their mean" in printed
+    )
     report = json.loads((out / "segment.json").read_text())
     assert [m["name"] for m in report["models"]] == ["sb", "gaussian:small:0.125"]
     scores = report["models"][0]["scores"]["hypercolumn"]
@@ -347,13 +363,32 @@ def test_segment_command_end_to_end_on_camvid_frames_then_predict(tmp_path, caps
     model = sb.load(segmenter)
     assert model.config.segmenter[0] == "hypercolumn" and model.config.segmenter[2][0] == "Sky"
     assert model.provenance["segment"]["resize"] == 60
+    # Python gives the command's numbers: model.segment sees each frame as the command does
+    confusion = torch.zeros(11, 11, dtype=torch.int64)
+    val = open_masks(f"camvid:{CAMVID}", "val").subset(4)
+    for frame in (val[k] for k in range(len(val))):
+        raw = torch.from_numpy(frame[..., :3].copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            predicted = model.segment(raw).argmax(1)
+        assert predicted.shape[-2:] == frame.shape[:2]
+        confusion += confusion_matrix(predicted, torch.from_numpy(frame[..., 3].copy()), 11)
+    python = SegmentationScores.from_confusion(confusion)
+    assert python.pixel_accuracy == pytest.approx(scores["pixel_accuracy"], abs=0.01)
+    assert python.mean_iou == pytest.approx(scores["mean_iou"], abs=0.01)
     assert main(["info", str(segmenter)]) == 0
     printed = capsys.readouterr().out
-    assert "segment: {'head': 'hypercolumn'" in printed and "trunk: {" in printed
+    assert "head: hypercolumn" in printed and "trunk:" in printed
+    assert f"scored on: camvid:{CAMVID} val, 4 frames" in printed
+    assert "trial: a trial: 4 frames of each split" in printed
     assert not (out / "models" / "sb" / "checkpoints").exists()  # the result is kept instead
-    # run again: both models are done, the finished folder is kept and a new one made
+    # run again: both models are done: no work, the table printed, nothing written
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert main(argv) == 0
-    assert (tmp_path / "seg-2" / "segment.json").exists()
+    printed = capsys.readouterr()
+    assert "mIoU (%)" in printed.out and f"report: {out / 'segment.json'}" in printed.out
+    assert f"{out}: finished earlier, nothing to do" in printed.out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written
+    assert not (tmp_path / "seg-2").exists()
     # --predict: full size, palette PNGs, bad files named and counted, inputs kept
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -370,6 +405,19 @@ def test_segment_command_end_to_end_on_camvid_frames_then_predict(tmp_path, caps
     assert np.asarray(written).max() < 11
     assert Image.open(masks / "a-overlay.png").size == (100, 75)
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "broken.png"]
+    listing = (masks / "classes.txt").read_text().splitlines()  # which colour is which class
+    assert listing[0] == "0\tSky\t#808080" and listing[-1] == "10\tBicyclist\t#0080c0"
+    # no output replaces another: a.jpg's overlay and a-overlay.jpg's mask are refused
+    Image.fromarray(_photos(1, 75, 100)[0]).save(photos / "a-overlay.jpg")
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "--predict", "--weights", str(segmenter), str(photos), "--out",
+              str(tmp_path / "masks2"), "--overlay", "--no-progress"])  # fmt: skip
+    assert exit_.value.code == 2
+    assert (
+        f"the overlay of {photos / 'a.jpg'} would replace the mask of "
+        f"{photos / 'a-overlay.jpg'} at {tmp_path / 'masks2' / 'a-overlay.png'}; rename one of"
+    ) in capsys.readouterr().err
+    assert not (tmp_path / "masks2").exists()
 
 
 def test_segment_refuses_what_cannot_work(tmp_path, capsys):
@@ -377,14 +425,21 @@ def test_segment_refuses_what_cannot_work(tmp_path, capsys):
     sb.save(sb.build("splitbrain", preset="small", width=0.125), weights, {"steps": 5})
     cases = {
         "--data is needed to train": ["--weights", str(weights)],
-        "has no segmenter": ["--predict", "--weights", str(weights), str(tmp_path)],
         "--freeze-through is for --head fcn32s": ["--weights", str(weights), "--data",
                                                   f"masks:{tmp_path}", "--freeze-through", "conv2"],
+        f"--data folder:{tmp_path}: segmentation reads frames with masks": [
+            "--weights", str(weights), "--data", f"folder:{tmp_path}"],
     }  # fmt: skip
-    for message, argv in cases.items():
+    for message, argv in cases.items():  # misused options: 2
         with pytest.raises(SystemExit) as exit_:
             main(["segment", *argv])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    # a weights file that is not a segmenter is bad input: 1, one line
+    assert main(["segment", "--predict", "--weights", str(weights), str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"splitbrain: error: {weights} has no segmenter; splitbrain segment --data trains one\n"
+    )
 
 
 def test_an_interrupted_segment_run_resumes_and_refuses_another_recipe(tmp_path, capsys):
@@ -486,3 +541,57 @@ def test_softened_class_weights_are_the_square_root_of_median_frequency(tmp_path
     assert torch.equal(class_weights(source, indices, "median-freq"), full)
     assert class_weights(source, indices, "none") is None
     assert SegmentConfig().class_weights == "sqrt-median-freq"  # the default, as measured
+
+
+def test_a_folder_without_splits_is_scored_on_frames_it_never_trained_on(tmp_path, capsys):
+    _write_masks_folder(tmp_path / "flat", n=10)
+    weights = tmp_path / "w.safetensors"
+    sb.save(sb.build("splitbrain", preset="small", width=0.125), weights, {"steps": 5})
+    argv = ["segment", "--weights", str(weights), "--data", f"masks:{tmp_path / 'flat'}",
+            "--epochs", "1", "--batch-size", "4", "--resize", "36", "--crop", "32",
+            "--workers", "0", "--no-progress", "--out", str(tmp_path / "seg")]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 frames of its 10 (1 in 5, chosen by a hash of the file name" in printed
+    title = (tmp_path / "seg" / "segment.md").read_text().splitlines()[0]
+    assert title == (
+        f"# Semantic segmentation, scored on masks:{tmp_path / 'flat'} held out (1 in 5 by "
+        "name), 2 frames"
+    )
+    report = json.loads((tmp_path / "seg" / "segment.json").read_text())
+    assert report["models"][0]["train_items"] == 8 and report["models"][0]["test_items"] == 2
+
+
+def test_what_a_segmentation_says_it_does(tmp_path, caplog):
+    """Class weights of 0 say why, the loss shown is explained, one frame is "1 image", and
+    segmenting a read-only array warns of nothing."""
+    import warnings
+
+    from splitbrain.segment import SegmentationTask
+
+    _write_masks_folder(tmp_path / "d" / "train", n=2, classes=2, names=False)
+    _write_masks_folder(tmp_path / "d" / "val", n=1, classes=3, names=False)
+    train, test = segmentation_pairs(f"masks:{tmp_path / 'd'}")
+    assert test.describe().endswith(": 1 image, 4 channels, 3 classes (0, 1, 2)")
+    data = SegmentData.scan(train, test, 0.01, progress=False)
+    with caplog.at_level(logging.INFO, logger="splitbrain.segment"):
+        SegmentationTask(data, SegmentConfig(resize=48, crop=32), {})
+    assert "2 0.000 (no pixel in the training frames)" in caplog.text
+    assert "the loss shown is their mean" in caplog.text
+    model = sb.build("splitbrain", preset="small", width=0.125)
+    model = _untrained_segmenter(model, 3)
+    photo = _photos(1)[0].copy()
+    photo.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert segment_photo(model, photo).shape == photo.shape[:2]
+
+
+def _untrained_segmenter(model, classes: int):
+    """``model`` with an untrained hypercolumn segmenter of ``classes`` classes."""
+    import dataclasses
+
+    head = ("hypercolumn", ("conv1", "conv2"), tuple(str(k) for k in range(classes)))
+    segmenter = sb.SplitBrain(dataclasses.replace(model.config, segmenter=head))
+    segmenter.load_state_dict(model.state_dict(), strict=False)
+    return segmenter.eval()
