@@ -196,11 +196,14 @@ class ModelConfig:
     # A segmentation network's head (``splitbrain.segmentation``): its kind, the layers it
     # reads and the class names of its outputs.
     segmenter: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+    # A detector (``splitbrain.detection``): the class names of its objects, its anchor sizes
+    # (pixels) and the shorter side of the images it sees.
+    detector: tuple[tuple[str, ...], tuple[int, ...], int] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["split"] = self.split.to_dict()
-        for head in ("classifier", "segmenter"):  # files of networks without one stay as they were
+        for head in ("classifier", "segmenter", "detector"):  # files without one stay as they were
             if data[head] is None:
                 del data[head]
         return data
@@ -233,6 +236,11 @@ class ModelConfig:
             segmenter=(
                 (data["segmenter"][0], tuple(data["segmenter"][1]), tuple(data["segmenter"][2]))
                 if data.get("segmenter")
+                else None
+            ),
+            detector=(
+                (tuple(data["detector"][0]), tuple(data["detector"][1]), int(data["detector"][2]))
+                if data.get("detector")
                 else None
             ),
         )
@@ -326,6 +334,10 @@ class SplitBrain(nn.Module):
             channels = [self.layer_channels(layer) for layer in layers]
             strides = [self.stride(layer) for layer in layers]
             self.segmenter = build_head(kind, channels, len(classes), strides)
+        if config.detector is not None:
+            from .detection import build_detector  # torchvision: only for detectors
+
+            self.detector = build_detector(self, *config.detector)
         self.eval()  # safe to read features from at once; training switches to train mode
 
     def quantizer(self, spec: str) -> GridQuantizer:
@@ -429,6 +441,21 @@ class SplitBrain(nn.Module):
     def segment_side(self) -> int:
         """The shorter side of the frames its segmenter was trained at (its file records it)."""
         return (self.provenance.get("segment") or {}).get("resize") or FRAME_SIDE
+
+    @torch.no_grad()
+    def detect(self, images: Tensor | list[Tensor]) -> list[dict[str, Tensor]]:
+        """Objects in float RGB images (3, H, W) in [0, 1], any size, from a network with a
+        detector (``splitbrain detect`` trains one): per image ``boxes`` (x1, y1, x2, y2 in its
+        own pixels), ``labels`` (1..classes, ``config.detector[0][label - 1]`` names one) and
+        ``scores``, as that command scores and predicts."""
+        if self.config.detector is None:
+            raise ValueError("this network has no detector; splitbrain detect gives one")
+        was_training = self.training
+        self.eval()
+        try:
+            return self.detector(list(images))
+        finally:
+            self.train(was_training)
 
     def stride(self, layer: str) -> int:
         """How many input pixels one step of ``layer``'s grid spans (16 at fc7 of ``paper``)."""

@@ -33,6 +33,7 @@ from ..errors import Interrupted, NamesSettings, RunError, SettingError, WriteEr
 from ..weights import WeightsFileError
 from . import (
     colorize,
+    detect,
     export,
     extract,
     finetune,
@@ -50,13 +51,13 @@ from .common import ArgumentParser, UsageError, positive
 __all__ = ["ArgumentParser", "UsageError", "build_parser", "entry_point", "main", "positive"]
 
 COMMANDS = (
-    prepare, pretrain, probe, knn, finetune, segment, colorize, extract, export, import_caffe,
-    rgbd, info,
+    prepare, pretrain, probe, knn, finetune, segment, detect, colorize, extract, export,
+    import_caffe, rgbd, info,
 )  # fmt: skip
 #: The commands whose run folder resumes: the same command again goes on where a stop left it
 #: (pretrain from its newest checkpoint, the comparisons from the models they finished). An
 #: interrupted one ends by naming that command.
-RESUMABLE = frozenset({"pretrain", "probe", "knn", "finetune", "segment"})
+RESUMABLE = frozenset({"pretrain", "probe", "knn", "finetune", "segment", "detect"})
 
 
 def build_parser() -> ArgumentParser:

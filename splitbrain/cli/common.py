@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from pathlib import Path
 
 from ..device import PRECISIONS, device_for, resolve_precision
 
@@ -107,3 +108,19 @@ def precision(args: argparse.Namespace, device: str) -> str:
     chosen, why = resolve_precision(args.precision, device_for(getattr(args, device), device))
     log.info("precision: %s (%s)", chosen, why)
     return chosen
+
+
+def hold_out_names(value: str) -> list[str]:
+    """--hold-out's names: NAME,NAME... or @FILE with one per line (UsageError if none)."""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            names = path.read_text().split()
+        except OSError as error:
+            raise UsageError(f"--hold-out {value}: {error.strerror or error}") from None
+    else:
+        names = [name.strip() for name in value.split(",")]
+    names = [name for name in names if name]
+    if not names:
+        raise UsageError(f"--hold-out {value!r} names no frames")
+    return names

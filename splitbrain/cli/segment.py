@@ -4,11 +4,17 @@ baselines (one table), or, with ``--predict``, segment photographs with a saved 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..models import CONV_LAYERS, FC_LAYERS
 from ..segmentation import CLASS_WEIGHTS, FRAME_SIDE, HEADS, HYPERCOLUMN_LAYERS
-from .common import UsageError, add_precision_argument, examples, positive, precision
+from .common import (
+    UsageError,
+    add_precision_argument,
+    examples,
+    hold_out_names,
+    positive,
+    precision,
+)
 from .evaluation import add_preset_argument, parse_layers
 
 LAYERS = (*CONV_LAYERS, *FC_LAYERS)
@@ -158,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data import segmentation_pairs
     from ..data.masks import is_mask_spec
     from ..evaluate.baselines import check_models
+    from ..evaluate.data import ScoredData
     from ..evaluate.engine import compare
-    from ..segment import SegmentationTask, SegmentConfig, SegmentData
+    from ..segment import SegmentationTask, SegmentConfig
 
     if not args.data:
         raise UsageError("--data is needed to train (camvid:DIR, voc:DIR or masks:DIR)")
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     train, test = segmentation_pairs(args.data, args.test_data, args.test_split, names)
     train, test = train.subset(args.max_items), test.subset(args.max_items)
     print(f"train: {train.describe()}\ntest:  {test.describe()}")
-    data = SegmentData.scan(train, test, args.max_bad_fraction, not args.no_progress)
+    data = ScoredData.scan(train, test, args.max_bad_fraction, not args.no_progress)
     described = {
         "data": args.data, "test_data": args.test_data or f"{args.data} ({test.split})",
         "max_items": args.max_items,
@@ -218,19 +225,3 @@ def run(args: argparse.Namespace) -> int:
         f"pictures: {paths['iou']}, {paths['frames']}"
     )
     return 0
-
-
-def hold_out_names(value: str) -> list[str]:
-    """--hold-out's names: NAME,NAME... or @FILE with one per line (UsageError if none)."""
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            names = path.read_text().split()
-        except OSError as error:
-            raise UsageError(f"--hold-out {value}: {error.strerror or error}") from None
-    else:
-        names = [name.strip() for name in value.split(",")]
-    names = [name for name in names if name]
-    if not names:
-        raise UsageError(f"--hold-out {value!r} names no frames")
-    return names

@@ -33,6 +33,8 @@ SKIP_REASONS = (
     "lossy mask",
     "no annotation",
     "malformed annotation",
+    "unknown category",
+    "bad box",
 )
 #: What was converted to RGB, in the order a summary lists them.
 CONVERSIONS = ("palette", "RGBA", "CMYK", "16-bit", "greyscale", "other mode")

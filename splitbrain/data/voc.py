@@ -1,6 +1,7 @@
 """PASCAL VOC year folders (``VOCdevkit/VOC2007``, ``VOC2012``): the layout and the class list
-that VOC classification (``finetune --data voc:DIR``) and VOC segmentation
-(``segment --data voc:DIR``) share, and the classification reader.
+that VOC classification (``finetune --data voc:DIR``), segmentation (``segment --data voc:DIR``)
+and detection (``detect --data voc:DIR``) share, an annotation's objects, and the
+classification reader.
 
 Annotations are parsed with the standard library's ElementTree (defusedxml is not a
 dependency): VOC annotation files are plain data, and ElementTree fetches no external entities.
@@ -16,6 +17,7 @@ import numpy as np
 from .base import ImageSource, SubsetSource
 from .decode import decode_file, probe_file
 from .errors import BadImage, DatasetError
+from .objects import Objects
 
 #: The 20 object classes, in VOC's order (segmentation masks add background as class 0).
 VOC_CLASSES = (
@@ -66,31 +68,47 @@ def _has_objects(listing: Path, root: Path) -> bool:
         return False
 
 
-def read_annotation(path: Path) -> np.ndarray:
-    """The (20,) int64 classification labels of one ``Annotations/*.xml`` file: 1 where a class
-    has an object not flagged difficult, -1 where all its objects are difficult (ignored, as
-    VOC's devkit ignores them), 0 where it has none. A file that is missing ("no annotation"),
-    unreadable ("unreadable file") or not a VOC annotation ("malformed annotation") raises
-    BadImage naming it."""
+def read_objects(path: Path) -> Objects:
+    """The objects of one ``Annotations/*.xml``: VOC's 1-based inclusive corners as 0-based
+    pixel edges (x1 = xmin - 1, x2 = xmax), ``difficult`` ones ignored; a BadImage for a file
+    that is missing or malformed or names an unknown class."""
     where = f"Annotations/{path.name}"
     try:
-        objects = ET.parse(path).getroot().findall("object")
+        nodes = ET.parse(path).getroot().findall("object")
     except FileNotFoundError:
         raise BadImage(str(path), "no annotation", f"{where} does not exist") from None
     except OSError as error:
         raise BadImage(str(path), "unreadable file", f"{where}: {error.strerror}") from None
     except ET.ParseError as error:
         raise BadImage(str(path), "malformed annotation", f"{where}: {error}") from None
-    labels = np.zeros(len(VOC_CLASSES), dtype=np.int64)
-    for obj in objects:
-        name = (obj.findtext("name") or "").strip()
+    found = []
+    for node in nodes:
+        name = (node.findtext("name") or "").strip()
         if name not in VOC_CLASSES:
-            raise BadImage(str(path), "malformed annotation", f"{where}: unknown class {name!r}")
-        c = VOC_CLASSES.index(name)
-        if (obj.findtext("difficult") or "0").strip() != "1":
-            labels[c] = 1
-        elif labels[c] == 0:
-            labels[c] = -1
+            raise BadImage(str(path), "unknown category", f"{where}: unknown class {name!r}")
+        try:
+            box = node.find("bndbox")
+            xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax",
+                                                                       "ymax"))  # fmt: skip
+        except (AttributeError, TypeError, ValueError):
+            detail = f"{where}: an object {name!r} without a numeric bndbox"
+            raise BadImage(str(path), "malformed annotation", detail) from None
+        difficult = (node.findtext("difficult") or "0").strip() == "1"
+        found.append(((xmin - 1, ymin - 1, xmax, ymax), VOC_CLASSES.index(name) + 1, difficult))
+    return Objects.of(found)
+
+
+def read_annotation(path: Path) -> np.ndarray:
+    """The (20,) int64 classification labels of one ``Annotations/*.xml`` file (its objects,
+    ``read_objects``): 1 where a class has an object not flagged difficult, -1 where all its
+    objects are difficult (ignored, as VOC's devkit ignores them), 0 where it has none."""
+    objects = read_objects(path)
+    labels = np.zeros(len(VOC_CLASSES), dtype=np.int64)
+    for label, difficult in zip(objects.labels - 1, objects.ignored, strict=True):
+        if not difficult:
+            labels[label] = 1
+        elif labels[label] == 0:
+            labels[label] = -1
     return labels
 
 

@@ -8,6 +8,7 @@ an evaluation is independent of the pre-training data: any spec works with any w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -121,6 +122,46 @@ class LabelledData:
             return dataset
         keep = np.flatnonzero(source.labels[items] >= 0)
         return dataset if len(keep) == len(dataset) else Subset(dataset, keep)
+
+
+@dataclass
+class ScoredData:
+    """The training and scored items of a task that trains a head on its own data
+    (segmentation, detection), scanned once: bad ones named, counted, left out. Sources of
+    pairs give their photographs alone by ``photos()``, for the baselines' initialisation."""
+
+    train: ImageSource
+    test: ImageSource
+    train_log: BadImageLog
+    test_indices: np.ndarray
+
+    @classmethod
+    def scan(
+        cls, train: ImageSource, test: ImageSource, max_bad_fraction: float, progress: bool
+    ) -> ScoredData:
+        if train.classes != test.classes:
+            raise ValueError(
+                f"{train.spec} has classes {', '.join(train.classes)}; {test.spec} has "
+                f"{', '.join(test.classes)}: score on data with the same classes"
+            )
+        train_log = scan_source(train, max_bad_fraction, progress=progress)
+        test_log = scan_source(test, max_bad_fraction, progress=progress)
+        return cls(train, test, train_log, test_log.good_indices())
+
+    def scored(self) -> str:
+        """What the scores are measured on, for titles and provenance."""
+        test = self.test
+        return f"{test.format}:{test.path} {test.split}, {len(self.test_indices):,} images"
+
+    def shown(self, count: int) -> list[int]:
+        """Up to ``count`` scored items evenly spread, for pictures."""
+        indices = self.test_indices
+        picks = np.linspace(0, len(indices) - 1, min(count, len(indices))).round()
+        return [int(indices[int(k)]) for k in picks]
+
+    def photos(self) -> LabelledData:
+        """The photographs alone, for the baselines' initialisation."""
+        return LabelledData(self.train.photos(), self.test.photos(), progress=False, labelled=False)
 
 
 def loader(

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..atomic import atomic_write
 from ..jsontext import float_or_nan, json_text
 
@@ -55,23 +57,54 @@ class Table:
         return "\n".join(lines)
 
 
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure on the Agg canvas: no pyplot, so no display and no global backend
+    switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    drawn = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(drawn)
+    return drawn
+
+
+def save_figure(drawn: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """``drawn`` as a PNG at ``path``, written atomically."""
+    return atomic_write(path, lambda tmp: drawn.savefig(tmp, format="png", dpi=dpi))
+
+
+def class_bars(
+    values: dict[str, list[float]], classes: list[str], path: Path, title: str, metric: str
+) -> Path:
+    """Grouped bars: each class's ``metric`` (%) for each model; a missing bar is an
+    undefined score."""
+    drawn = new_figure(max(6.0, 0.55 * len(classes) * max(1, len(values)) ** 0.5 + 2), 4.0)
+    axes = drawn.add_subplot()
+    width = 0.8 / max(1, len(values))
+    for k, (name, scores) in enumerate(values.items()):
+        xs = np.arange(len(classes)) + (k - (len(values) - 1) / 2) * width
+        axes.bar(xs, [0 if math.isnan(v) else v for v in scores], width, label=name)
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_ylabel(metric)
+    axes.set_ylim(0, 100)
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize="small")
+    return save_figure(drawn, path, dpi=110)
+
+
 def plot_figure(tables: list[Table], title: str) -> Figure:
     """The plot as a matplotlib figure: one line per model (and per table when several are
     drawn), metric against layer; one bar each when there is one column (a line of one point
     says nothing).
 
-    Uses matplotlib's Agg canvas directly, not pyplot: no display, no global backend switch.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     columns = tables[0].columns
     labels = [name if len(tables) == 1 else f"{name} {t.metric}" for t in tables for name in t.rows]
     rows = [row for t in tables for row in t.rows.values()]
     series = [[float_or_nan(row.get(c)) for c in columns] for row in rows]
     width = 0.9 * (len(labels) if len(columns) == 1 else len(columns)) + 2.5
-    drawn = Figure(figsize=(max(5.0, width), 4.0), layout="constrained")
-    FigureCanvasAgg(drawn)
+    drawn = new_figure(max(5.0, width), 4.0)
     axes = drawn.add_subplot()
     if len(columns) == 1:
         heights = [ys[0] for ys in series]
@@ -93,8 +126,7 @@ def plot_figure(tables: list[Table], title: str) -> Figure:
 
 def plot(tables: list[Table], path: str | Path, title: str) -> Path:
     """``plot_figure`` as a PNG at ``path``."""
-    drawn = plot_figure(tables, title)
-    return atomic_write(path, lambda tmp: drawn.savefig(tmp, format="png", dpi=120))
+    return save_figure(plot_figure(tables, title), path)
 
 
 def write_report(

@@ -2,11 +2,11 @@
 frozen hypercolumn heads and FCN-32s, trained and scored on CamVid, VOC or any image/mask
 folders; saved segmenters that colour photographs of any size.
 
-    from splitbrain.data import open_masks
+    from splitbrain.data import segmentation_pairs
+    from splitbrain.evaluate.data import ScoredData
     from splitbrain.evaluate.engine import compare
-    from splitbrain.segment import SegmentConfig, SegmentData, SegmentationTask
-    data = SegmentData.scan(open_masks("camvid:DIR", "train"), open_masks("camvid:DIR", "val"),
-                            0.01, progress=True)
+    from splitbrain.segment import SegmentConfig, SegmentationTask
+    data = ScoredData.scan(*segmentation_pairs("camvid:DIR"), 0.01, progress=True)
     task = SegmentationTask(data, SegmentConfig(), {"data": "camvid:DIR"})
     comparison = compare(task, ["W.safetensors", "gaussian:paper:0.5"], "runs/segment")
 
@@ -15,12 +15,11 @@ See docs/SEGMENTATION.md for the protocol, the command line and measured results
 
 from .metrics import SegmentationScores, confusion_matrix
 from .predict import segment_files, segment_photo
-from .run import SegmentationTask, SegmentData
+from .run import SegmentationTask
 from .train import SegmentConfig, SegmentResult, median_frequency_weights, train_segmenter
 
 __all__ = [
     "SegmentConfig",
-    "SegmentData",
     "SegmentResult",
     "SegmentationScores",
     "SegmentationTask",

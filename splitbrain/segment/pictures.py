@@ -3,13 +3,12 @@ a grid of frames with the truth and each model's prediction, and per-class IoU b
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
 from ..data.masks import IGNORE
+from ..evaluate.report import new_figure, save_figure
 
 #: Colours for the pixels no class covers. No one colour is apart from every dataset's classes
 #: (black is VOC's background, VOC's border cream is near CamVid's Pole), so a palette gets the
@@ -55,20 +54,6 @@ def overlay(photo: np.ndarray, coloured: np.ndarray, alpha: float = 0.5) -> np.n
     return mixed.round().astype(np.uint8)
 
 
-def _figure(width: float, height: float):
-    """A matplotlib figure on the Agg canvas (no pyplot: no display, no global backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
-
-
 def predictions_picture(
     photos: list[np.ndarray],
     truths: list[np.ndarray],
@@ -82,7 +67,7 @@ def predictions_picture(
     from matplotlib.patches import Patch
 
     columns = ["photograph", "truth", *predictions]
-    figure = _figure(2.6 * len(columns), 2.0 * len(photos) + 0.8)
+    figure = new_figure(2.6 * len(columns), 2.0 * len(photos) + 0.8)
     grid = figure.subplots(len(photos), len(columns), squeeze=False)
     for row, (photo, truth) in enumerate(zip(photos, truths, strict=True)):
         panels = [photo, colour_mask(truth, palette)]
@@ -99,21 +84,4 @@ def predictions_picture(
     figure.legend(
         handles=handles, loc="outside lower center", ncols=min(len(entries), 6), fontsize="small"
     )
-    return _save(figure, path)
-
-
-def iou_picture(ious: dict[str, list[float]], classes: list[str], path: Path, title: str) -> Path:
-    """Grouped bars: each class's IoU (%) for each model; a missing bar is an undefined IoU."""
-    figure = _figure(max(6.0, 0.55 * len(classes) * max(1, len(ious)) ** 0.5 + 2), 4.0)
-    axes = figure.add_subplot()
-    width = 0.8 / max(1, len(ious))
-    for k, (name, values) in enumerate(ious.items()):
-        xs = np.arange(len(classes)) + (k - (len(ious) - 1) / 2) * width
-        axes.bar(xs, [0 if math.isnan(v) else v for v in values], width, label=name)
-    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    axes.set_ylabel("IoU (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title(title)
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=110)

@@ -10,20 +10,17 @@ frames of the scoring split with every model's prediction (``segment_frames.png`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
-from ..data import BadImageLog, scan_source
-from ..data.masks import MaskSource
-from ..evaluate import LabelledData, Table, batchnorm_from
+from ..evaluate import Table, batchnorm_from
+from ..evaluate.data import ScoredData
 from ..evaluate.engine import Entry, Task, config_settings
+from ..evaluate.report import class_bars
 from ..models import SplitBrain
 from ..weights import load, save
-from .pictures import iou_picture, predictions_picture
+from .pictures import predictions_picture
 from .predict import segment_photo
 from .train import SegmentConfig, SegmentResult, class_weights, train_segmenter
 
@@ -38,44 +35,6 @@ RECIPE = (
 FRAMES_SHOWN = 3
 
 
-@dataclass
-class SegmentData:
-    """The training and scoring frames, scanned once: bad pairs named, counted, left out."""
-
-    train: MaskSource
-    test: MaskSource
-    train_log: BadImageLog
-    test_indices: np.ndarray
-
-    @classmethod
-    def scan(
-        cls, train: MaskSource, test: MaskSource, max_bad_fraction: float, progress: bool
-    ) -> SegmentData:
-        if train.classes != test.classes:
-            raise ValueError(
-                f"{train.spec} has classes {', '.join(train.classes)}; {test.spec} has "
-                f"{', '.join(test.classes)}: score on data with the same classes"
-            )
-        train_log = scan_source(train, max_bad_fraction, progress=progress)
-        test_log = scan_source(test, max_bad_fraction, progress=progress)
-        return cls(train, test, train_log, test_log.good_indices())
-
-    def scored(self) -> str:
-        """What the scores are measured on, for titles and provenance."""
-        test = self.test
-        return f"{test.format}:{test.path} {test.split}, {len(self.test_indices):,} frames"
-
-    def photos(self) -> LabelledData:
-        """The photographs alone, for the baselines' initialisation."""
-        return LabelledData(self.train.photos(), self.test.photos(), progress=False, labelled=False)
-
-
-def _frames_shown(data: SegmentData) -> list[int]:
-    indices = data.test_indices
-    picks = np.linspace(0, len(indices) - 1, min(FRAMES_SHOWN, len(indices))).round()
-    return [int(indices[int(k)]) for k in picks]
-
-
 class SegmentationTask(Task[SegmentResult]):
     """Train ``config``'s heads on each model with ``data``'s training frames and score them
     on its scoring frames. ``described``: what the data is, for the settings (``data``,
@@ -85,7 +44,7 @@ class SegmentationTask(Task[SegmentResult]):
     recipe = RECIPE
     geometry = None  # frames of the task's own size; baselines keep their preset's geometry
 
-    def __init__(self, data: SegmentData, config: SegmentConfig, described: dict[str, Any]):
+    def __init__(self, data: ScoredData, config: SegmentConfig, described: dict[str, Any]):
         self.data, self.config, self.described = data, config, described
         self.title = f"Semantic segmentation, scored on {data.scored()}"
         self.photos = data.photos()
@@ -185,15 +144,16 @@ class SegmentationTask(Task[SegmentResult]):
         data, main = self.data, self.config.columns()[-1]
         ious = {r.name: r.scores[main].iou for r in rows}
         paths = {
-            "iou": iou_picture(
+            "iou": class_bars(
                 ious,
                 data.train.classes,
                 out / self.pictures_files()["iou"],
                 f"IoU per class, {data.test.format} {data.test.split} ({main})",
+                "IoU (%)",
             )  # fmt: skip
         }
         photos, truths = [], []
-        for i in _frames_shown(data):
+        for i in data.shown(FRAMES_SHOWN):
             frame, _, _ = data.test.load_with_note(i)
             photos.append(frame[..., :3])
             truths.append(frame[..., 3])

@@ -31,16 +31,8 @@ from ..evaluate.finetune import trainable_split
 from ..extract import model_input
 from ..models import SplitBrain
 from ..progress import track
-from ..runs.checkpoints import (
-    AtomicCheckpointIO,
-    RollingCheckpoints,
-    checkpoint_step,
-    resumable_checkpoint,
-)
-from ..runs.fitting import SGDRecipe, progress_callbacks, quiet_lightning, sgd_with_steps
-from ..runs.folder import TensorBoardLog
-from ..runs.signals import StopOnSignal
-from ..runs.stream import StreamLoader
+from ..runs.fitting import SGDRecipe, sgd_with_steps
+from ..runs.resumable import fit_resumable
 from ..segmentation import (
     CLASS_WEIGHTS,
     FRAME_SIDE,
@@ -314,43 +306,13 @@ def train_segmenter(
     task = SegmentTask(model, config, train.num_classes, weights, total_steps)
     device = device_for(config.accelerator, "accelerator")
     precision, _ = resolve_precision(config.precision, device)
-    checkpoints = RollingCheckpoints(folder / "checkpoints", config.checkpoint_every)
-    resume = resumable_checkpoint(folder / "checkpoints")
-    with StopOnSignal(checkpoints) as stop:
-        trainer = L.Trainer(
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=1,
-            precision=precision,
-            max_steps=total_steps,
-            max_epochs=-1,
-            logger=TensorBoardLog(folder),
-            log_every_n_steps=min(10, total_steps),
-            callbacks=[checkpoints, stop, *progress_callbacks(config.progress, steps=True)],
-            plugins=[AtomicCheckpointIO()],
-            enable_checkpointing=False,
-            enable_progress_bar=config.progress,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            use_distributed_sampler=False,
-        )
-        if resume:
-            log.info(
-                "%s: resuming from %s (step %d of %d)",
-                name,
-                resume,
-                checkpoint_step(resume),
-                total_steps,
-            )
-        loader = StreamLoader(dataset, config.batch_size, total_steps, config.seed, config.workers)
-        start = time.perf_counter()
-        first_step = checkpoint_step(resume) if resume else 0
-        with quiet_lightning():
-            trainer.fit(task, datamodule=loader, ckpt_path=resume)
-        seconds = {"train": time.perf_counter() - start}
-        if stop.step is not None:
-            raise stop.interrupted(total_steps, False)
-    rate = (total_steps - first_step) * config.batch_size / max(seconds["train"], 1e-9)
+    done = fit_resumable(
+        task, dataset, config.batch_size, total_steps, folder, device, precision,
+        seed=config.seed, workers=config.workers, checkpoint_every=config.checkpoint_every,
+        progress=config.progress, name=name,
+    )  # fmt: skip
+    seconds = {"train": done.seconds}
+    rate = done.steps * config.batch_size / max(done.seconds, 1e-9)
     start = time.perf_counter()
     scores = score(
         task,

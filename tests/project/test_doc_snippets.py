@@ -38,6 +38,7 @@ SWAPS = {
     "RGBD.md": [],
     "INIT.md": [],
     "SEGMENTATION.md": [],
+    "DETECTION.md": [],
     "USE.md": [("path/to/splitbrain", str(ROOT))],
 }
 
@@ -82,6 +83,8 @@ def scratch(tmp_path_factory) -> Path:
     head = ("hypercolumn", ("conv1", "conv5"), ("road", "car"))
     segmenter = sb.SplitBrain(dataclasses.replace(demo.config, segmenter=head))
     sb.save(segmenter, work / "runs/segment/models/sb/sb.safetensors", {"segment": {"resize": 64}})
+    detector = sb.SplitBrain(dataclasses.replace(demo.config, detector=(("car",), (8, 16), 64)))
+    sb.save(detector, work / "runs/detect/models/sb/sb.safetensors", {"steps": 5})
     height, width = 48, 64
     depth = np.broadcast_to(np.linspace(1.0, 4.0, height)[:, None], (height, width))
     frames = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
@@ -102,7 +105,7 @@ def test_this_test_knows_every_snippet():
     assert set(counts) == set(SWAPS)
     assert counts == {"README.md": 2, "CHANNELS.md": 2, "DATA.md": 1, "EVALUATION.md": 2,
                       "INIT.md": 1, "RGBD.md": 2, "SEGMENTATION.md": 1,
-                      "USE.md": 4}  # fmt: skip
+                      "DETECTION.md": 1, "USE.md": 4}  # fmt: skip
 
 
 @pytest.mark.parametrize(("doc", "line", "code"), snippets(), ids=lambda v: str(v)[:20])

@@ -25,6 +25,7 @@ SMALL = {
     "export": [],
     "segment": ["--max-items", "4", "--epochs", "1", "--batch-size", "2", "--resize", "48",
                 "--crop", "40", *QUIET],
+    "detect": ["--max-items", "4", "--epochs", "1", "--side", "48", *QUIET],
 }  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def _placeholder(argument: str) -> bool:
 def test_the_readme_has_the_examples_this_test_knows():
     assert [c[0] for c in readme_commands()] == [
         "pretrain", "colorize", "extract", "export", "pretrain", "pretrain", "pretrain",
-        "probe", "knn", "finetune", "segment",
+        "probe", "knn", "finetune", "segment", "detect",
     ]  # fmt: skip
 
 
@@ -79,9 +80,10 @@ def test_every_readme_example_runs(tmp_path, monkeypatch):
         assert main([*command, *small]) == 0, command
         ran.append(command[0])
     assert ran == ["pretrain", "colorize", "extract", "export", "pretrain", "probe", "knn",
-                   "finetune", "segment"]  # fmt: skip
+                   "finetune", "segment", "detect"]  # fmt: skip
     assert (work / "runs" / "probe" / "probe.json").exists()
     assert (work / "runs" / "segment" / "segment.json").exists()
+    assert (work / "runs" / "detect" / "detect.json").exists()
     assert len(list((work / "coloured").iterdir())) == 2
 
 

@@ -97,8 +97,8 @@ def test_method_modules_do_not_import_the_machinery():
     """The method at the top of the package (colour, quantization, spaces, splits, models,
     losses, objective, init, colorize, extract, weights) never reaches into data, training,
     evaluation, inference or the command line."""
-    machinery = {"data", "rgbd", "runs", "train", "evaluate", "segment", "inference", "reproduce",
-                 "cli"}  # fmt: skip
+    machinery = {"data", "rgbd", "runs", "train", "evaluate", "segment", "detect", "inference",
+                 "reproduce", "cli"}  # fmt: skip
     modules = package_modules()
     graph = import_graph(modules)
     method = [m for m, path in modules.items() if path.parent == PACKAGE and path.stem[0] != "_"]
@@ -134,9 +134,10 @@ def test_machinery_packages_import_in_the_documented_direction():
         "evaluate": {"runs", "data", "rgbd"},
         "train": {"runs", "evaluate", "rgbd", "data"},
         "segment": {"runs", "evaluate", "inference", "data"},
+        "detect": {"runs", "evaluate", "inference", "data"},
         "inference": {"data", "rgbd"},
         "reproduce": {"runs", "train", "evaluate"},
-        "cli": {"runs", "train", "evaluate", "segment", "inference", "rgbd", "data"},
+        "cli": {"runs", "train", "evaluate", "segment", "detect", "inference", "rgbd", "data"},
     }
     modules = package_modules()
     for module, edges in import_graph(modules).items():

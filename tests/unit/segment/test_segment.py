@@ -16,10 +16,10 @@ from PIL import Image
 import splitbrain as sb
 from splitbrain.cli import main
 from splitbrain.data import IGNORE, DatasetError, open_masks, scan_source, segmentation_pairs
+from splitbrain.evaluate.data import ScoredData
 from splitbrain.segment import (
     SegmentationScores,
     SegmentConfig,
-    SegmentData,
     confusion_matrix,
     median_frequency_weights,
     segment_photo,
@@ -308,7 +308,7 @@ def _planted(root, n=48, side=48, block=16, seed=0):
 def test_each_head_learns_a_planted_rule(tmp_path, head, freeze):
     _planted(tmp_path / "planted")
     source = open_masks(f"masks:{tmp_path / 'planted'}", "all")
-    data = SegmentData.scan(source, source, 0.01, progress=False)
+    data = ScoredData.scan(source, source, 0.01, progress=False)
     torch.manual_seed(0)
     model = sb.build("splitbrain", preset="small", width=0.25)
     config = SegmentConfig(
@@ -378,7 +378,7 @@ def test_segment_command_end_to_end_on_camvid_frames_then_predict(tmp_path, caps
     assert main(["info", str(segmenter)]) == 0
     printed = capsys.readouterr().out
     assert "head: hypercolumn" in printed and "trunk:" in printed
-    assert f"scored on: camvid:{CAMVID} val, 4 frames" in printed
+    assert f"scored on: camvid:{CAMVID} val, 4 images" in printed
     assert "trial: a trial: 4 frames of each split" in printed
     assert not (out / "models" / "sb" / "checkpoints").exists()  # the result is kept instead
     # run again: both models are done: no work, the table printed, nothing written
@@ -556,7 +556,7 @@ def test_a_folder_without_splits_is_scored_on_frames_it_never_trained_on(tmp_pat
     title = (tmp_path / "seg" / "segment.md").read_text().splitlines()[0]
     assert title == (
         f"# Semantic segmentation, scored on masks:{tmp_path / 'flat'} held out (1 in 5 by "
-        "name), 2 frames"
+        "name), 2 images"
     )
     report = json.loads((tmp_path / "seg" / "segment.json").read_text())
     assert report["models"][0]["train_items"] == 8 and report["models"][0]["test_items"] == 2
@@ -573,7 +573,7 @@ def test_what_a_segmentation_says_it_does(tmp_path, caplog):
     _write_masks_folder(tmp_path / "d" / "val", n=1, classes=3, names=False)
     train, test = segmentation_pairs(f"masks:{tmp_path / 'd'}")
     assert test.describe().endswith(": 1 image, 4 channels, 3 classes (0, 1, 2)")
-    data = SegmentData.scan(train, test, 0.01, progress=False)
+    data = ScoredData.scan(train, test, 0.01, progress=False)
     with caplog.at_level(logging.INFO, logger="splitbrain.segment"):
         SegmentationTask(data, SegmentConfig(resize=48, crop=32), {})
     assert "2 0.000 (no pixel in the training frames)" in caplog.text
