@@ -190,6 +190,7 @@ class DetectTask(L.LightningModule):
         losses = self.model.detector([image.float() / 255 for image in images], targets)
         loss = torch.stack(list(losses.values())).sum()
         self.log("loss", loss, prog_bar=True)
+        self.log_dict({f"loss/{k.removeprefix('loss_')}": v for k, v in losses.items()})
         return loss
 
     def configure_optimizers(self):
