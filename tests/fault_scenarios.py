@@ -6,8 +6,8 @@ then runs the same command again. Columns: what the user saw, the exit status of
 command and of the re-run, the finished work lost (checkpoints and weights written before the
 fault), and whether the re-run's weights equal those of a run that never met the fault, the
 seconds from the fault to the command's exit and the processes of the command (loader workers)
-alive after it exited. tests/e2e/test_faults.py checks every row; benchmarks/faults.py prints
-the table.
+alive after it exited. tests/e2e/test_faults.py and test_broken_runs.py check every row;
+benchmarks/faults.py prints the table.
 """
 
 from __future__ import annotations
