@@ -184,9 +184,11 @@ def stops_end_the_command(signals: Sequence[signal.Signals]) -> Iterator[None]:
     without a word (while it scans data, say), and Lightning takes Ctrl-C inside a fit for a
     failure (exit 1, silently) and SIGTERM for a request to end it (exit 0). A training run's
     ``StopOnSignal`` takes the signals over and hands them back. A repeat of a signal other
-    than Ctrl-C changes nothing while the command stops; forked workers (loaders, scans)
-    leave stopping to the command. The earlier handlers are restored after; outside the main
-    thread, which alone can set them, nothing changes."""
+    than Ctrl-C changes nothing while the command stops; a forked worker (a scan's or a
+    shard writer's pool) ends by the signal as it would without this handler, which its pool's
+    ``terminate`` relies on (loader workers ignore the signals: ``ignore_stop_signals``). The
+    earlier handlers are restored after; outside the main thread, which alone can set them,
+    nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -195,7 +197,11 @@ def stops_end_the_command(signals: Sequence[signal.Signals]) -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum)
-        if os.getpid() != command or (received and name != signal.SIGINT):
+        if os.getpid() != command:  # a forked worker: ended as before (a pool's terminate)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if received and name != signal.SIGINT:
             return
         received.append(name)
         raise Interrupted(name, "and stopped at once, keeping what was finished")
