@@ -124,3 +124,22 @@ def hold_out_names(value: str) -> list[str]:
     if not names:
         raise UsageError(f"--hold-out {value!r} names no frames")
     return names
+
+
+def predicting_model(args: argparse.Namespace, head: str, command: str):
+    """The one ``--weights`` network a ``--predict`` run uses, on ``--accelerator``, and its
+    INPUT photographs in ``args.inputs`` (``--weights`` takes them too when they follow it);
+    a UsageError for anything else, a WeightsFileError (bad input) for a network without
+    ``head`` (its configuration's ``segmenter``, ``detector``)."""
+    from ..weights import WeightsFileError, load
+
+    if not args.inputs:  # --predict --weights NET PHOTOS: --weights took the photographs too
+        args.weights, args.inputs = args.weights[:1], args.weights[1:]
+    if len(args.weights) != 1 or not args.inputs:
+        raise UsageError(f"--predict takes one --weights {head} and INPUT photographs")
+    model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
+    if getattr(model.config, head) is None:
+        raise WeightsFileError(
+            f"{args.weights[0]} has no {head}; splitbrain {command} --data trains one"
+        )
+    return model

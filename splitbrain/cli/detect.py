@@ -13,6 +13,7 @@ from .common import (
     hold_out_names,
     positive,
     precision,
+    predicting_model,
 )
 from .evaluation import add_preset_argument
 
@@ -121,18 +122,8 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 def _predict(args: argparse.Namespace) -> int:
     from ..detect import detect_files
-    from ..device import device_for
-    from ..weights import WeightsFileError, load
 
-    if not args.inputs:  # --predict --weights DET PHOTOS: --weights took the photographs too
-        args.weights, args.inputs = args.weights[:1], args.weights[1:]
-    if len(args.weights) != 1 or not args.inputs:
-        raise UsageError("--predict takes one --weights detector and INPUT photographs")
-    model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
-    if model.config.detector is None:  # bad input, not a misused option
-        raise WeightsFileError(
-            f"{args.weights[0]} has no detector; splitbrain detect --data trains one"
-        )
+    model = predicting_model(args, "detector", "detect")
     if args.side:
         model.detector.transform.min_size = (args.side,)
     outcome = detect_files(

@@ -14,6 +14,7 @@ from .common import (
     hold_out_names,
     positive,
     precision,
+    predicting_model,
 )
 from .evaluation import add_preset_argument, parse_layers
 
@@ -135,19 +136,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..device import device_for
     from ..segment import segment_files
-    from ..weights import WeightsFileError, load
 
-    if not args.inputs:  # --predict --weights SEG PHOTOS: --weights took the photographs too
-        args.weights, args.inputs = args.weights[:1], args.weights[1:]
-    if len(args.weights) != 1 or not args.inputs:
-        raise UsageError("--predict takes one --weights segmenter and INPUT photographs")
-    model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
-    if model.config.segmenter is None:  # bad input, not a misused option
-        raise WeightsFileError(
-            f"{args.weights[0]} has no segmenter; splitbrain segment --data trains one"
-        )
+    model = predicting_model(args, "segmenter", "segment")
     outcome = segment_files(
         model, args.inputs, args.out, args.resize, args.overlay, args.overwrite,
         precision(args, "accelerator"), not args.no_progress,

@@ -30,7 +30,7 @@ from PIL import Image
 from .base import ImageSource, plural
 from .decode import decode_file
 from .errors import BadImage, DatasetError
-from .masks import in_group
+from .masks import in_group, spec_root
 from .objects import Objects
 from .voc import VOC_CLASSES, image_set, read_objects
 
@@ -221,17 +221,10 @@ def is_box_spec(spec: str) -> bool:
 
 
 def _format_and_root(spec: str) -> tuple[str, Path]:
-    match = _SPEC.match(spec)
-    if not match:
-        raise DatasetError(
-            f"{spec}: detection data is coco:DIR (COCO JSON annotations) or voc:DIR (a "
-            "VOCdevkit year folder)"
-        )
-    fmt, path = match.groups()
-    root = Path(path).expanduser().resolve()
-    if not root.is_dir():
-        raise DatasetError(f"{fmt}:{root}: no such directory")
-    return fmt, root
+    return spec_root(
+        spec, _SPEC,
+        "detection data is coco:DIR (COCO JSON annotations) or voc:DIR (a VOCdevkit year folder)",
+    )  # fmt: skip
 
 
 def open_boxes(spec: str, split: str = "train") -> BoxSource:

@@ -388,17 +388,23 @@ def is_mask_spec(spec: str) -> bool:
     return bool(_SPEC.match(spec))
 
 
-def _format_and_root(spec: str) -> tuple[str, Path]:
-    match = _SPEC.match(spec)
+def spec_root(spec: str, pattern: re.Pattern, expected: str) -> tuple[str, Path]:
+    """(format, folder) of a ``FORMAT:DIR`` spec that ``pattern`` matches; a DatasetError
+    saying what was ``expected`` otherwise, or naming a folder that is not there."""
+    match = pattern.match(spec)
     if not match:
-        raise DatasetError(
-            f"{spec}: segmentation data is camvid:DIR, voc:DIR or masks:DIR (images/ and masks/)"
-        )
+        raise DatasetError(f"{spec}: {expected}")
     fmt, path = match.groups()
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"{fmt}:{root}: no such directory")
     return fmt, root
+
+
+def _format_and_root(spec: str) -> tuple[str, Path]:
+    return spec_root(
+        spec, _SPEC, "segmentation data is camvid:DIR, voc:DIR or masks:DIR (images/ and masks/)"
+    )
 
 
 def _opener(fmt: str, root: Path) -> Callable[[str], MaskSource]:

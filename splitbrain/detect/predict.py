@@ -6,7 +6,6 @@ skipped with one line each and counted; no output replaces an input or another o
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -25,8 +24,6 @@ from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
 from .pictures import SHOWN_SCORE
-
-log = logging.getLogger("splitbrain.detect")
 
 DETECTIONS, IMAGES = "detections.json", "images.json"
 #: Colours of the categories in drawn pictures (matplotlib's ``tab10``, as the report's).
@@ -123,13 +120,9 @@ def detect_files(
                         "score": round(float(score), 4),
                     })  # fmt: skip
             except BadImage as bad:
-                log.warning("skipping %s: %s%s", bad.path, bad.reason,
-                            f" ({bad.detail})" if bad.detail else "")  # fmt: skip
-                outcome.skipped[bad.reason] += 1
+                outcome.skip(bad.path, bad.reason, bad.detail)
             except OSError as error:
-                log.warning("skipping %s: unwritable output (%s)", item.path,
-                            error.strerror or error)  # fmt: skip
-                outcome.skipped["unwritable output"] += 1
+                outcome.skip(item.path, "unwritable output", error.strerror or str(error))
             bar.update()
     if images:
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(classes)]

@@ -83,8 +83,7 @@ class _Run:
         self.pending: list[tuple[Input, np.ndarray]] = []
 
     def skip(self, item: Input, reason: str, detail: str = "") -> None:
-        log.warning("skipping %s: %s%s", item.path, reason, f" ({detail})" if detail else "")
-        self.outcome.skipped[reason] += 1
+        self.outcome.skip(item.path, reason, detail)
         self.bar.update()
 
     def _fits(self, image: np.ndarray) -> bool:

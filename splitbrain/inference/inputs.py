@@ -4,6 +4,7 @@ the relative name its output keeps, so that a folder maps to a folder."""
 from __future__ import annotations
 
 import glob
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import ClassVar
 from ..data.badlog import count_listing
 from ..data.folder import images_under, is_image
 from ..errors import SettingError, literal
+
+log = logging.getLogger("splitbrain.inference")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,11 @@ class FilesOutcome:
     inputs: int = 0
     skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+
+    def skip(self, path: Path | str, reason: str, detail: str | None = None) -> None:
+        """One line naming the input and why it is skipped; counted by reason."""
+        log.warning("skipping %s: %s%s", path, reason, f" ({detail})" if detail else "")
+        self.skipped[reason] += 1
 
     def summary(self) -> str:
         line = f"{self.verb} {len(self.written):,} of {self.inputs:,} images"

@@ -6,7 +6,6 @@ Bad files are skipped with one line each and counted; inputs are never overwritt
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -25,8 +24,6 @@ from ..models import SplitBrain
 from ..outputs import keep_earlier
 from ..progress import track
 from .pictures import colour_mask, overlay
-
-log = logging.getLogger("splitbrain.segment")
 
 OVERLAY = "-overlay.png"
 #: Beside the masks: each class's value, name and colour.
@@ -120,18 +117,9 @@ def segment_files(
                     blended = overlay(rgb, colour_mask(mask, palette))
                     _write_png(companion(target, OVERLAY), Image.fromarray(blended))
             except BadImage as bad:
-                log.warning(
-                    "skipping %s: %s%s",
-                    bad.path,
-                    bad.reason,
-                    f" ({bad.detail})" if bad.detail else "",
-                )
-                outcome.skipped[bad.reason] += 1
+                outcome.skip(bad.path, bad.reason, bad.detail)
             except OSError as error:
-                log.warning(
-                    "skipping %s: unwritable output (%s)", item.path, error.strerror or error
-                )
-                outcome.skipped["unwritable output"] += 1
+                outcome.skip(item.path, "unwritable output", error.strerror or str(error))
             bar.update()
     if outcome.written:
         atomic_write(out / CLASSES, lambda tmp: Path(tmp).write_text(class_listing(model)))
