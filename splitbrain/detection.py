@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Shorter side of the images a detector sees (CamVid's 480x360 as it is).
-DETECTION_SIDE = 360
+#: Shorter side of the images a detector sees: Fast R-CNN's 600, which enlarges CamVid's
+#: 480x360 so that its small objects span more than a cell or two of the trunk's stride.
+DETECTION_SIDE = 600
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
-#: Proposals per image: kept after the RPN (training, scoring), and sampled for the box head.
-PROPOSALS_TRAIN, PROPOSALS_TEST, BOX_SAMPLES = 600, 300, 128
+#: Proposals per image: kept after the RPN (training, scoring), and sampled for the box head
+#: (Fast R-CNN's 64 regions per image, a quarter of them objects).
+PROPOSALS_TRAIN, PROPOSALS_TEST, BOX_SAMPLES = 600, 300, 64
 
 
 def anchor_sizes(sides: np.ndarray, count: int = 5) -> tuple[int, ...]:

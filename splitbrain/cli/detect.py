@@ -76,8 +76,9 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     )  # fmt: skip
     p.add_argument(
         "--side", type=positive(int),
-        help="shorter side of the images the detector sees (default 360: CamVid's 480x360 as "
-        "it is); smaller is faster, larger finds smaller objects; --predict: the detector's",
+        help="shorter side of the images the detector sees (default 600, Fast R-CNN's: CamVid's "
+        "480x360 enlarged); smaller is faster, larger finds smaller objects; --predict: the "
+        "detector's",
     )  # fmt: skip
     p.add_argument(
         "--side-max", type=positive(int),
@@ -85,12 +86,12 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
         "(default 1.25 x --side)",
     )  # fmt: skip
     p.add_argument(
-        "--epochs", type=positive(float), default=20, help="passes over the training images"
+        "--epochs", type=positive(float), default=12, help="passes over the training images"
     )
     p.add_argument("--batch-size", type=positive(int), default=2, help="images per step")
     p.add_argument(
         "--lr", type=positive(float), default=0.01,
-        help="SGD learning rate, x0.1 after 2/7, 4/7 and 6/7 of the run",
+        help="SGD learning rate, x0.1 after 3/4 of the run (Fast R-CNN's one step)",
     )  # fmt: skip
     p.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
     add_preset_argument(p)

@@ -49,10 +49,11 @@ FROZEN_THROUGH = "pool5"
 class DetectConfig(SGDRecipe):
     """Settings of one detector's training; the defaults suit CamVid on a CPU."""
 
+    lr_milestones: tuple[float, ...] = (0.75,)  # Fast R-CNN's one step, late in the run
     freeze_through: str | None = FROZEN_THROUGH  # None: fine-tune every layer
     side: int | None = None  # shorter side of the images; DETECTION_SIDE
     side_max: int | None = None  # random scale up to this (default 1.25 x side)
-    epochs: float = 20
+    epochs: float = 12
     batch_size: int = 2
     workers: int = 2
     accelerator: str = "auto"
