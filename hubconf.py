@@ -1,5 +1,6 @@
 """torch.hub entry points: every variant of the paper, built at random initialisation or
-loaded from a local weights file (safetensors: loading runs no code).
+loaded from a weights file, a model folder or a Hugging Face Hub name ``owner/name``, as
+``sb.load`` takes them (safetensors and JSON: loading runs no code).
 
     model = torch.hub.load("path/to/splitbrain", "splitbrain", source="local", preset="small")
     model = torch.hub.load("path/to/splitbrain", "splitbrain", source="local",
@@ -11,7 +12,7 @@ Models come in eval mode, as from ``sb.build`` and ``sb.load``.
 
 import splitbrain as sb
 
-dependencies = ["torch", "safetensors", "numpy", "PIL"]
+dependencies = ["torch", "safetensors", "numpy", "PIL", "huggingface_hub"]
 
 
 def _entry(variant: str):
@@ -29,8 +30,8 @@ def _entry(variant: str):
     entry.__name__ = variant.replace("-", "_")
     entry.__doc__ = (
         f"The {variant} variant: ``preset`` (paper, transfer, small; default paper, or the "
-        "file's), ``width`` and ``split`` when building, or a local ``weights`` file (whose "
-        "configuration then decides width and split)."
+        "file's), ``width`` and ``split`` when building, or ``weights``: a file, model folder "
+        "or hub name (whose configuration then decides width and split)."
     )
     return entry
 

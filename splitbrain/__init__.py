@@ -4,10 +4,11 @@
     model = sb.build("splitbrain", preset="paper")      # in eval mode, like sb.load(...)
     feats = model.features(rgb, layers=["conv1", "conv5"])
 
-The public API is ``__all__``: building, loading and saving models, their objective, the
-colorizer, feature extraction, and the method's modules (colour, quantization, channel splits,
-losses). The machinery lives in subpackages: ``data``, ``rgbd``, ``train``, ``evaluate``,
-``inference``, ``cli``.
+The public API is ``__all__``: building, loading and saving models (weights files, model
+folders in the Hugging Face convention, hub names), their objective, the colorizer, feature
+extraction, and the method's modules (colour, quantization, channel splits, losses). The
+machinery lives in subpackages: ``data``, ``rgbd``, ``train``, ``evaluate``, ``inference``,
+``cli``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -18,7 +19,7 @@ from .extract import extract
 from .models import SplitBrain
 from .objective import Objective
 from .variants import VARIANTS, build
-from .weights import WeightsFileError, load, save
+from .weights import WeightsFileError, load, save, save_pretrained
 
 try:
     __version__ = version("splitbrain")
@@ -39,5 +40,6 @@ __all__ = [
     "losses",
     "quantize",
     "save",
+    "save_pretrained",
     "splits",
 ]

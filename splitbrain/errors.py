@@ -47,6 +47,10 @@ class SettingError(NamesSettings, ValueError):
         super().__init__(template, (setting,))
 
 
+class WeightsFileError(ValueError):
+    """A file, folder or hub name that is not a readable splitbrain model."""
+
+
 class RunError(RuntimeError):
     """A run that cannot go on; what was written before it is intact."""
 

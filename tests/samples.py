@@ -1,11 +1,16 @@
 """Files the tests write: noise images, odd formats, a folder of every kind of bad file,
-small npz datasets."""
+small npz datasets, small weights files."""
 
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+import splitbrain as sb
+from splitbrain.colorize import colorizer
 
 
 def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -65,3 +70,28 @@ def write_noise_npz(path: Path, n: int = 64, side: int = 32, seed: int = 0) -> P
     images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
     np.savez(path, images=images, labels=np.arange(n))
     return path
+
+
+def write_app_weights(folder: Path) -> tuple[Path, Path, Path]:
+    """Three small networks for the web page: one that colours everything a saturated orange
+    (its colour head certain of one bin), an untrained segmenter of 3 classes and an untrained
+    detector of 2 (the detector needs torchvision)."""
+    torch.manual_seed(0)
+    trunk = sb.build("splitbrain", preset="small", width=0.125)
+    encoder, target = colorizer(trunk)
+    orange = int((sb.color.ab_bins() - torch.tensor([40.0, 50.0])).norm(dim=1).argmin())
+    with torch.no_grad():
+        encoder.heads[target.name].weight.zero_()
+        encoder.heads[target.name].bias.zero_()
+        encoder.heads[target.name].bias[orange] = 100.0
+    heads = {
+        "segmenter": ("hypercolumn", ("conv1", "conv2"), ("sky", "road", "tree")),
+        "detector": (("car", "pedestrian"), (8, 16, 32), 64),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [sb.save(trunk, folder / "colour.safetensors", {"steps": 5})]
+    for name, head in heads.items():
+        model = sb.SplitBrain(dataclasses.replace(trunk.config, **{name: head}))
+        model.load_state_dict(trunk.state_dict(), strict=False)
+        paths.append(sb.save(model, folder / f"{name}.safetensors", {"steps": 5}))
+    return tuple(paths)

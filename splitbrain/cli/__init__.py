@@ -32,6 +32,7 @@ from ..data import DatasetError
 from ..errors import Interrupted, NamesSettings, RunError, SettingError, WriteError
 from ..weights import WeightsFileError
 from . import (
+    app,
     colorize,
     detect,
     export,
@@ -51,7 +52,7 @@ from .common import ArgumentParser, UsageError, positive
 __all__ = ["ArgumentParser", "UsageError", "build_parser", "entry_point", "main", "positive"]
 
 COMMANDS = (
-    prepare, pretrain, probe, knn, finetune, segment, detect, colorize, extract, export,
+    prepare, pretrain, probe, knn, finetune, segment, detect, colorize, app, extract, export,
     import_caffe, rgbd, info,
 )  # fmt: skip
 #: The commands whose run folder resumes: the same command again goes on where a stop left it

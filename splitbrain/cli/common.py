@@ -6,8 +6,14 @@ import argparse
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..device import PRECISIONS, device_for, resolve_precision
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import SplitBrain
 
 log = logging.getLogger("splitbrain.cli")
 
@@ -131,15 +137,20 @@ def predicting_model(args: argparse.Namespace, head: str, command: str):
     INPUT photographs in ``args.inputs`` (``--weights`` takes them too when they follow it);
     a UsageError for anything else, a WeightsFileError (bad input) for a network without
     ``head`` (its configuration's ``segmenter``, ``detector``)."""
-    from ..weights import WeightsFileError, load
-
     if not args.inputs:  # --predict --weights NET PHOTOS: --weights took the photographs too
         args.weights, args.inputs = args.weights[:1], args.weights[1:]
     if len(args.weights) != 1 or not args.inputs:
         raise UsageError(f"--predict takes one --weights {head} and INPUT photographs")
-    model = load(args.weights[0]).to(device_for(args.accelerator, "accelerator"))
+    device = device_for(args.accelerator, "accelerator")
+    return load_with_head(args.weights[0], head, command, device)
+
+
+def load_with_head(path: str, head: str, command: str, device: torch.device) -> SplitBrain:
+    """The network at ``path`` on ``device``; a WeightsFileError (bad input) when it has no
+    ``head`` (its configuration's ``segmenter``, ``detector``), which ``command`` trains."""
+    from ..weights import WeightsFileError, load
+
+    model = load(path).to(device)
     if getattr(model.config, head) is None:
-        raise WeightsFileError(
-            f"{args.weights[0]} has no {head}; splitbrain {command} --data trains one"
-        )
+        raise WeightsFileError(f"{path} has no {head}; splitbrain {command} --data trains one")
     return model

@@ -14,8 +14,11 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     parser = sub.add_parser("info", help="describe a weights file")
     parser.epilog = examples(
         "splitbrain info runs/demo/weights.safetensors",
+        "splitbrain info owner/name",
     )
-    parser.add_argument("weights", help="a .safetensors file written by splitbrain")
+    parser.add_argument(
+        "weights", help="a .safetensors file written by splitbrain, a model folder or hub name"
+    )
     return [parser]
 
 

@@ -51,7 +51,7 @@ def _placeholder(argument: str) -> bool:
 
 def test_the_readme_has_the_examples_this_test_knows():
     assert [c[0] for c in readme_commands()] == [
-        "pretrain", "colorize", "extract", "export", "pretrain", "pretrain", "pretrain",
+        "pretrain", "colorize", "extract", "export", "app", "pretrain", "pretrain", "pretrain",
         "probe", "knn", "finetune", "segment", "detect",
     ]  # fmt: skip
 
@@ -72,8 +72,8 @@ def test_every_readme_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     ran = []
     for command in readme_commands():
-        if any(_placeholder(word) for word in command):
-            continue
+        if any(_placeholder(word) for word in command) or command[0] == "app":
+            continue  # the page serves until stopped: tests/e2e/test_app.py drives it
         small = SMALL[command[0]]
         if command[0] == "pretrain":  # --steps and --epochs exclude each other: 2 steps either way
             small = [*small, *(["--epochs", "0.5"] if "--epochs" in command else ["--steps", "2"])]
@@ -85,6 +85,14 @@ def test_every_readme_example_runs(tmp_path, monkeypatch):
     assert (work / "runs" / "segment" / "segment.json").exists()
     assert (work / "runs" / "detect" / "detect.json").exists()
     assert len(list((work / "coloured").iterdir())) == 2
+
+
+def test_ci_runs_the_readmes_two_commands():
+    """.ci/run is the README's first block, line for line, around its own settings."""
+    first = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1).splitlines()
+    script = (README.parent / ".ci" / "run").read_text().splitlines()
+    settings = ("#", "set ", "cd ", "export ")
+    assert [line for line in script if line and not line.startswith(settings)] == first
 
 
 def test_the_docs_name_no_path_of_a_particular_machine():

@@ -98,7 +98,7 @@ def test_method_modules_do_not_import_the_machinery():
     losses, objective, init, colorize, extract, weights) never reaches into data, training,
     evaluation, inference or the command line."""
     machinery = {"data", "rgbd", "runs", "train", "evaluate", "segment", "detect", "inference",
-                 "reproduce", "cli"}  # fmt: skip
+                 "reproduce", "app", "cli"}  # fmt: skip
     modules = package_modules()
     graph = import_graph(modules)
     method = [m for m, path in modules.items() if path.parent == PACKAGE and path.stem[0] != "_"]
@@ -137,8 +137,10 @@ def test_machinery_packages_import_in_the_documented_direction():
         "detect": {"runs", "evaluate", "inference", "data"},
         "inference": {"data", "rgbd"},
         "reproduce": {"runs", "train", "evaluate"},
-        "cli": {"runs", "train", "evaluate", "segment", "detect", "inference", "rgbd", "data"},
-    }
+        "app": {"segment", "detect", "inference", "data"},
+        "cli": {"runs", "train", "evaluate", "segment", "detect", "inference", "rgbd", "data",
+                "app"},
+    }  # fmt: skip
     modules = package_modules()
     for module, edges in import_graph(modules).items():
         package = module.split(".")[1] if module.count(".") else ""
@@ -148,6 +150,19 @@ def test_machinery_packages_import_in_the_documented_direction():
             other = edge.split(".")[1] if edge.count(".") else ""
             if other in allowed and other != package:
                 assert other in allowed[package], f"{module} imports {edge}"
+
+
+def test_optional_extras_are_imported_only_inside_functions():
+    """The core package imports without its extras (detect, onnx, app): no module imports them
+    at its top, only the functions that need them do."""
+    extras = {"torchvision", "pycocotools", "onnxscript", "onnxruntime", "gradio"}
+    for module, path in package_modules().items():
+        for node in ast.parse(path.read_text()).body:  # the module's top level only
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            found = sorted(n for n in names if n.split(".")[0] in extras)
+            assert not found, f"{module} imports {found} at its top"
 
 
 def test_importing_the_package_changes_no_global_state():
