@@ -208,8 +208,6 @@ def register(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    from ..train import TrainConfig  # Lightning loads when a command runs, not for --help
-
     demo = args.data is None
     defaults = DEMO if demo else {}
     devices = args.devices if args.devices == "auto" else int(args.devices)
@@ -231,6 +229,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError("--max-bad-fraction must be between 0 and 1")
     if args.rebalance is not None and args.rebalance > 1:
         raise UsageError(f"--rebalance: the mix with uniform is at most 1, got {args.rebalance}")
+    from ..train import TrainConfig  # Lightning loads once the arguments are found sound
+
     steps = args.steps or (None if args.epochs else defaults.get("steps"))
     preset = args.preset or defaults.get("preset") or preset_from_data(args)
     return TrainConfig(
@@ -287,12 +287,12 @@ def preset_from_data(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runs.checkpoints import checkpoints
-    from ..train import pretrain
-
     if args.devices != "auto" and not args.devices.isdigit():
         raise UsageError(f"--devices must be a number or auto, got {args.devices!r}")
     config = config_from_args(args)
+    from ..runs.checkpoints import checkpoints
+    from ..train import pretrain
+
     if args.resume and not checkpoints(Path(config.out) / "checkpoints"):
         raise UsageError(f"--resume: no checkpoint in {config.out}/checkpoints to resume from")
     weights = pretrain(config)
