@@ -1,7 +1,7 @@
 """The detection training step against a bare forward-backward of the same detector: what the
 data, the stream and Lightning cost on top of torchvision's Faster R-CNN. Prints a markdown table.
 
-    python benchmarks/detect_throughput.py --data coco:../shared/data/camvid --sides 180,360
+    python benchmarks/detect_throughput.py --data coco:../shared/data/camvid --sides 360,600
 """
 
 import argparse
@@ -46,7 +46,7 @@ def bare_seconds(model: sb.SplitBrain, config: DetectConfig, dataset, steps: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="coco:DIR or voc:DIR")
-    parser.add_argument("--sides", default="180,360", help="comma-separated shorter sides")
+    parser.add_argument("--sides", default="360,600", help="comma-separated shorter sides")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--precision", default="bf16-mixed")
     args = parser.parse_args()
