@@ -82,9 +82,8 @@ def process(
         try:
             rgb = read_upload(upload, max_megapixels)
         except BadImage as bad:
-            line = f"{bad.path}: {bad.reason}" + (f" ({bad.detail})" if bad.detail else "")
-            log.warning("skipping %s", line)
-            pictures.problems.append(line)
+            log.warning("skipping %s", bad)
+            pictures.problems.append(str(bad))
             continue
         target = out / str(k) / (Path(name).stem + COLOURED)
         target.parent.mkdir(parents=True)
